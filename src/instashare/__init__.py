@@ -1,0 +1,3 @@
+"""InstaShare: an async file-sharing backend."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,3 @@
+from instashare.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,54 @@
+"""The application factory: ``instashare.app:create_app``."""
+
+from __future__ import annotations
+
+from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.openapi.config import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.plugins.structlog import StructlogConfig, StructlogPlugin
+
+from instashare import __version__
+from instashare.config import Settings, get_settings
+from instashare.db import alchemy_config
+from instashare.health import health
+from instashare.logs import logging_config, request_logging_config
+from instashare.storage import Storage, StorageSettings
+
+
+def storage_from_settings(settings: Settings) -> Storage:
+    return Storage.from_settings(
+        StorageSettings(
+            url=settings.storage_url,
+            s3_endpoint=settings.s3_endpoint_url,
+            s3_region=settings.s3_region,
+            s3_access_key_id=settings.s3_access_key_id,
+            s3_secret_access_key=settings.s3_secret_access_key,
+        )
+    )
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or get_settings()
+    alchemy = alchemy_config(settings)
+    return Litestar(
+        route_handlers=[health],
+        plugins=[
+            SQLAlchemyPlugin(config=alchemy),
+            StructlogPlugin(
+                StructlogConfig(
+                    structlog_logging_config=logging_config(settings),
+                    middleware_logging_config=request_logging_config(),
+                )
+            ),
+        ],
+        state=State({"settings": settings, "storage": storage_from_settings(settings)}),
+        openapi_config=OpenAPIConfig(
+            title="InstaShare",
+            version=__version__,
+            description="Upload files, follow their compression, download them as ZIP.",
+            path="/schema",
+            render_plugins=[SwaggerRenderPlugin(), ScalarRenderPlugin()],
+        ),
+    )

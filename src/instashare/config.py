@@ -1,0 +1,80 @@
+"""Settings: read once from the environment and an optional ``.env`` file."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/instashare"
+# Deliberately obvious so that a production deployment that forgot to set it is refused.
+DEVELOPMENT_SECRET_KEY = "instashare-development-secret-key-do-not-use-in-production"  # noqa: S105
+GIB = 1024**3
+
+
+class Settings(BaseSettings):
+    """Every tunable of the service, named as the environment variable that sets it."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    instashare_env: Literal["development", "production", "test"] = "development"
+    database_url: str = DEFAULT_DATABASE_URL
+    database_pool_size: int = Field(default=10, ge=1)
+    database_max_overflow: int = Field(default=10, ge=0)
+    database_echo: bool = False
+
+    secret_key: str = DEVELOPMENT_SECRET_KEY
+    access_token_ttl_seconds: int = Field(default=3600, ge=1)
+
+    storage_url: str = ""
+    s3_endpoint_url: str | None = None
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str | None = None
+    s3_secret_access_key: str | None = None
+
+    max_upload_bytes: int = Field(default=2 * GIB, ge=1)
+    user_quota_bytes: int = Field(default=10 * GIB, ge=1)
+
+    auth_rate_limit_per_minute: int = Field(default=20, ge=1)
+    trust_forwarded_headers: bool = False
+
+    worker_concurrency: int = Field(default=2, ge=1)
+    compress_max_attempts: int = Field(default=5, ge=1)
+    compression_level: int = Field(default=2, ge=0, le=3)
+
+    log_level: str = "INFO"
+    log_json: bool = False
+
+    @field_validator("secret_key")
+    @classmethod
+    def _default_secret(cls, value: str) -> str:
+        # An empty SECRET_KEY (as compose passes when unset) means "not configured".
+        return value or DEVELOPMENT_SECRET_KEY
+
+    @field_validator("storage_url")
+    @classmethod
+    def _default_storage(cls, value: str) -> str:
+        # Resolved here, not at import time, so the default follows the working directory.
+        return value or (Path.cwd() / "var" / "storage").resolve().as_uri()
+
+    @model_validator(mode="after")
+    def _refuse_weak_secret_in_production(self) -> Settings:
+        if self.instashare_env == "production" and (
+            self.secret_key == DEVELOPMENT_SECRET_KEY or len(self.secret_key.encode()) < 32
+        ):
+            msg = "SECRET_KEY must be set to a random value of at least 32 bytes in production"
+            raise ValueError(msg)
+        return self
+
+    @property
+    def sync_database_url(self) -> str:
+        """The same database as a plain ``postgresql://`` DSN, for libpq-based clients."""
+        return self.database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

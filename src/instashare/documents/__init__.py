@@ -1,0 +1,1 @@
+"""Documents: uploads, listing, renames, deletes and downloads."""

@@ -1,0 +1,7 @@
+"""Every table of the service, imported in one place so Alembic sees the whole metadata."""
+
+from instashare.accounts.models import User
+from instashare.db import Base, metadata
+from instashare.documents.models import Document, DocumentStatus
+
+__all__ = ["Base", "Document", "DocumentStatus", "User", "metadata"]

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+
+import httpx
+from tests.support.server import free_port
+
+from instashare.config import Settings
+
+
+async def test_health_reports_every_dependency_ok(client: httpx.AsyncClient) -> None:
+    response = await client.get("/health")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "checks": {"database": "ok", "storage": "ok"}}
+
+
+async def test_health_names_the_database_when_it_is_down(
+    make_settings: Callable[..., Settings],
+    start_server: Callable[[Settings], AbstractContextManager[str]],
+) -> None:
+    closed_port = free_port()
+    settings = make_settings(
+        database_url=f"postgresql+asyncpg://postgres@127.0.0.1:{closed_port}/nothing"
+    )
+    with start_server(settings) as url:
+        async with httpx.AsyncClient(base_url=url) as http:
+            response = await http.get("/health")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status_code"] == 503
+    assert body["checks"] == {"database": "unavailable", "storage": "ok"}
+    assert "database" in body["detail"]
+
+
+async def test_openapi_document_is_served(client: httpx.AsyncClient) -> None:
+    response = await client.get("/schema/openapi.json")
+    assert response.status_code == 200
+    assert response.json()["info"]["title"] == "InstaShare"
+    assert "/health" in response.json()["paths"]

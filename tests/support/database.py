@@ -1,0 +1,83 @@
+"""Finding a real PostgreSQL for the test run."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+from instashare.database_setup import EmbeddedPostgres, is_listening
+
+DEFAULT_SERVER = ("127.0.0.1", 5432)
+HOW_TO_PROVIDE = (
+    "no PostgreSQL for the tests: set TEST_DATABASE_URL=postgresql+asyncpg://user@host:port/db, "
+    "or run a server on 127.0.0.1:5432 that accepts user postgres, "
+    "or install the PostgreSQL server binaries (initdb, pg_ctl)"
+)
+
+
+async def _admin(url: str, statement: str) -> None:
+    parsed = make_url(url)
+    connection = await asyncpg.connect(
+        host=parsed.host,
+        port=parsed.port or 5432,
+        user=parsed.username or "postgres",
+        password=parsed.password,
+        database="postgres",
+        timeout=10,
+    )
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+def drop_database(server_url: str, name: str) -> None:
+    asyncio.run(_admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@contextmanager
+def scratch_database(server_url: str) -> Iterator[str]:
+    """A uniquely named database on the server, dropped afterwards."""
+    name = f"instashare_test_{uuid.uuid4().hex[:10]}"
+    asyncio.run(_admin(server_url, f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        drop_database(server_url, name)
+
+
+@contextmanager
+def test_database(tmp_root: Path) -> Iterator[str]:
+    explicit = os.environ.get("TEST_DATABASE_URL")
+    if explicit:
+        yield explicit
+        return
+    if is_listening(*DEFAULT_SERVER):
+        with scratch_database("postgresql+asyncpg://postgres@127.0.0.1:5432/postgres") as url:
+            yield url
+        return
+    if EmbeddedPostgres.available():
+        cluster = EmbeddedPostgres(data_dir=tmp_root / "pg" / "data", port=_free_port())
+        cluster.start()
+        try:
+            with scratch_database(cluster.url) as url:
+                yield url
+        finally:
+            cluster.stop()
+        return
+    raise RuntimeError(HOW_TO_PROVIDE)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
