@@ -5,15 +5,20 @@ from __future__ import annotations
 from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
 from litestar import Litestar
 from litestar.datastructures import State
+from litestar.exceptions import NotAuthorizedException, TooManyRequestsException
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.plugins.structlog import StructlogConfig, StructlogPlugin
 
 from instashare import __version__
+from instashare.accounts.controllers import AuthController
+from instashare.accounts.security import build_auth
 from instashare.config import Settings, get_settings
 from instashare.db import alchemy_config
+from instashare.errors import not_authorized_handler, too_many_requests_handler
 from instashare.health import health
 from instashare.logs import logging_config, request_logging_config
+from instashare.ratelimit import STORE_NAME, rate_limit_config, rate_limit_store
 from instashare.storage import Storage, StorageSettings
 
 
@@ -32,8 +37,9 @@ def storage_from_settings(settings: Settings) -> Storage:
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
     alchemy = alchemy_config(settings)
+    auth = build_auth(settings, alchemy)
     return Litestar(
-        route_handlers=[health],
+        route_handlers=[health, AuthController],
         plugins=[
             SQLAlchemyPlugin(config=alchemy),
             StructlogPlugin(
@@ -43,7 +49,16 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 )
             ),
         ],
-        state=State({"settings": settings, "storage": storage_from_settings(settings)}),
+        on_app_init=[auth.on_app_init],
+        middleware=[rate_limit_config(settings).middleware],
+        stores={STORE_NAME: rate_limit_store(alchemy)},
+        exception_handlers={
+            NotAuthorizedException: not_authorized_handler,
+            TooManyRequestsException: too_many_requests_handler,
+        },
+        state=State(
+            {"settings": settings, "storage": storage_from_settings(settings), "auth": auth}
+        ),
         openapi_config=OpenAPIConfig(
             title="InstaShare",
             version=__version__,

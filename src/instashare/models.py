@@ -3,5 +3,6 @@
 from instashare.accounts.models import User
 from instashare.db import Base, metadata
 from instashare.documents.models import Document, DocumentStatus
+from instashare.ratelimit import KeyValueEntry
 
-__all__ = ["Base", "Document", "DocumentStatus", "User", "metadata"]
+__all__ = ["Base", "Document", "DocumentStatus", "KeyValueEntry", "User", "metadata"]

@@ -55,7 +55,7 @@ def test_serve_creates_and_migrates_the_database_then_serves(
         assert httpx.get(f"{base}/health").json()["checks"]["database"] == "ok"
         schema = httpx.get(f"{base}/schema/openapi.json")
         assert schema.status_code == 200
-        assert "/health" in schema.json()["paths"]
+        assert "/api/auth/login" in schema.json()["paths"]
         current = subprocess.run(
             [sys.executable, "-m", "alembic", "current"],
             cwd=ROOT,

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from sqlalchemy import String
+from sqlalchemy import Boolean, String, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from instashare.db import Base
@@ -9,6 +9,9 @@ from instashare.db import Base
 class User(Base):
     __tablename__ = "user_account"
 
-    # Stored trimmed and lower-cased, so the unique index is the case-insensitive rule.
+    # Stored trimmed and lower-cased, so the unique index is the case-insensitive rule and
+    # concurrent registrations of one address cannot both succeed.
     email: Mapped[str] = mapped_column(String(320), unique=True, index=True)
     full_name: Mapped[str | None] = mapped_column(String(255), default=None)
+    hashed_password: Mapped[str] = mapped_column(String(255))
+    is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())

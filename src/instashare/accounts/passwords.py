@@ -1,0 +1,31 @@
+"""Argon2id password hashing, run in a worker thread so the event loop keeps serving."""
+
+from __future__ import annotations
+
+import asyncio
+from functools import lru_cache
+
+from pwdlib import PasswordHash
+from pwdlib.hashers.argon2 import Argon2Hasher
+
+
+@lru_cache(maxsize=1)
+def _hasher() -> PasswordHash:
+    return PasswordHash((Argon2Hasher(),))  # argon2id with pwdlib's recommended parameters
+
+
+@lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    return _hasher().hash("a password nobody has, for unknown e-mail addresses")
+
+
+async def hash_password(password: str) -> str:
+    return await asyncio.to_thread(_hasher().hash, password)
+
+
+async def verify_password(password: str, hashed: str | None) -> bool:
+    """Check a password; with no hash (unknown user) spend the same time and return False."""
+    if hashed is None:
+        await asyncio.to_thread(_hasher().verify, password, _dummy_hash())
+        return False
+    return await asyncio.to_thread(_hasher().verify, password, hashed)

@@ -1,0 +1,44 @@
+"""Bearer access tokens (JWT signed with SECRET_KEY) guarding every non-public route."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+from uuid import UUID
+
+from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
+from litestar.connection import ASGIConnection
+from litestar.security.jwt import OAuth2PasswordBearerAuth, Token
+
+from instashare.accounts.models import User
+from instashare.accounts.services import UserService
+from instashare.config import Settings
+
+LOGIN_PATH = "/api/auth/login"
+PUBLIC_PATHS = ["^/health$", "^/schema", "^/api/auth/register$", f"^{LOGIN_PATH}$"]
+
+
+def build_auth(
+    settings: Settings, alchemy: SQLAlchemyAsyncConfig
+) -> OAuth2PasswordBearerAuth[User, Token]:
+    async def retrieve_user(
+        token: Token, connection: ASGIConnection[Any, Any, Any, Any]
+    ) -> User | None:
+        try:
+            user_id = UUID(token.sub)
+        except ValueError:
+            return None
+        # The request's own session, so the user row is read once per request.
+        session = alchemy.provide_session(connection.app.state, connection.scope)
+        return await UserService(session=session).get_active(user_id)
+
+    return OAuth2PasswordBearerAuth[User, Token](
+        token_secret=settings.secret_key,
+        token_url=LOGIN_PATH,
+        retrieve_user_handler=retrieve_user,
+        default_token_expiration=timedelta(seconds=settings.access_token_ttl_seconds),
+        exclude=PUBLIC_PATHS,
+        # HEAD must be authenticated like GET (the default exempts it); CORS preflight is not.
+        exclude_http_methods=["OPTIONS"],
+        description="Log in at /api/auth/login, then send `Authorization: Bearer <token>`.",
+    )
