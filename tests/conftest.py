@@ -12,8 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from instashare.app import create_app
 from instashare.config import Settings
 from instashare.database_setup import upgrade_to_head
+from tests.s3_server import MotoS3, moto_s3_server
 from tests.support.database import test_database
 from tests.support.server import running_server
+
+S3_BUCKET = "instashare-test"
 
 
 @pytest.fixture(scope="session")
@@ -33,6 +36,14 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def migrated_database_url(database_url: str) -> str:
     upgrade_to_head(database_url)
     return database_url
+
+
+@pytest.fixture(scope="session")
+def moto() -> Iterator[MotoS3]:
+    """A local S3 server (moto) over real HTTP, with the test bucket created."""
+    with moto_s3_server() as s3:
+        s3.create_bucket(S3_BUCKET)
+        yield s3
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,7 @@ from instashare.accounts.controllers import AuthController
 from instashare.accounts.security import build_auth
 from instashare.config import Settings, get_settings
 from instashare.db import alchemy_config
+from instashare.documents.controllers import DocumentController
 from instashare.errors import not_authorized_handler, too_many_requests_handler
 from instashare.health import health
 from instashare.logs import logging_config, request_logging_config
@@ -39,7 +40,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     alchemy = alchemy_config(settings)
     auth = build_auth(settings, alchemy)
     return Litestar(
-        route_handlers=[health, AuthController],
+        route_handlers=[health, AuthController, DocumentController],
         plugins=[
             SQLAlchemyPlugin(config=alchemy),
             StructlogPlugin(

@@ -13,7 +13,9 @@ from litestar.exceptions import (
 )
 from litestar.exceptions.responses import create_exception_response
 from litestar.status_codes import (
+    HTTP_400_BAD_REQUEST,
     HTTP_409_CONFLICT,
+    HTTP_413_REQUEST_ENTITY_TOO_LARGE,
     HTTP_503_SERVICE_UNAVAILABLE,
 )
 
@@ -42,3 +44,13 @@ def too_many_requests_handler(
     headers.setdefault("Retry-After", str(max(1, int(headers.get("RateLimit-Reset", "60")))))
     exc.headers = headers
     return create_exception_response(request, exc)
+
+
+class PayloadTooLargeException(ClientException):
+    status_code = HTTP_413_REQUEST_ENTITY_TOO_LARGE
+
+
+class ClientDisconnectedException(ClientException):
+    """The client went away mid-request; nobody reads this answer, but logs stay honest."""
+
+    status_code = HTTP_400_BAD_REQUEST

@@ -8,14 +8,15 @@ import random
 import shutil
 import socket
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
 import pytest
-from tests.s3_server import MotoS3, moto_s3_server
+from tests.conftest import S3_BUCKET as BUCKET
+from tests.s3_server import MotoS3
 
 from instashare import storage as storage_module
 from instashare.storage import (
@@ -26,7 +27,6 @@ from instashare.storage import (
     StorageUnavailableError,
 )
 
-BUCKET = "instashare-test"
 PART_SIZE = 5 * MIB  # the S3 minimum, so a 12 MiB body takes three parts
 # Varied sizes exercise both paths of the chunk merging: tiny pieces and pass-through ones.
 CHUNK_SIZES = [1, 4096, 65536, 300 * 1024, 17, 1 * MIB]
@@ -44,13 +44,6 @@ class Backend:
     leftovers: Callable[[], list[str]]
     s3: MotoS3 | None = None
     prefix: str = ""
-
-
-@pytest.fixture(scope="session")
-def moto() -> Iterator[MotoS3]:
-    with moto_s3_server() as s3:
-        s3.create_bucket(BUCKET)
-        yield s3
 
 
 @pytest.fixture(params=["file", "s3"])

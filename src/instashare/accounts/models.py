@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from sqlalchemy import Boolean, String, true
+from sqlalchemy import BigInteger, Boolean, Integer, String, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from instashare.db import Base
@@ -15,3 +15,7 @@ class User(Base):
     full_name: Mapped[str | None] = mapped_column(String(255), default=None)
     hashed_password: Mapped[str] = mapped_column(String(255))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # Kept in step with the owner's documents in the same transactions that add or remove one,
+    # so quota checks and list totals never have to count a large collection.
+    document_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    bytes_used: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")

@@ -21,8 +21,8 @@ class DocumentStatus(enum.StrEnum):
 class Document(Base):
     __tablename__ = "document"
     __table_args__ = (
-        # The owner's listing (default order newest first) is served straight from this index.
-        Index("ix_document_owner_id_created_at", "owner_id", "created_at"),
+        # The owner's listing (newest first, id as tie-breaker) is read from this index alone.
+        Index("ix_document_owner_id_created_at_id", "owner_id", "created_at", "id"),
     )
 
     owner_id: Mapped[UUID] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"))

@@ -1,0 +1,302 @@
+"""Document rules: streamed uploads within size and quota, listing, renames and deletes."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+from uuid import UUID
+
+from advanced_alchemy.filters import LimitOffset, OrderBy, SearchFilter, StatementFilter
+from advanced_alchemy.repository import SQLAlchemyAsyncRepository
+from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
+from litestar.exceptions import NotFoundException, ValidationException
+from sqlalchemy import ColumnElement, func, select, update
+from uuid_utils.compat import uuid7
+
+from instashare.accounts.models import User
+from instashare.documents.models import Document, DocumentStatus
+from instashare.documents.multipart import (
+    MalformedMultipartError,
+    PartData,
+    PartEnd,
+    PartStart,
+    parse_multipart,
+)
+from instashare.documents.names import (
+    InvalidNameError,
+    content_type_for,
+    name_from_filename,
+    validate_name,
+)
+from instashare.errors import PayloadTooLargeException
+from instashare.logs import get_logger
+from instashare.storage import Storage
+
+log = get_logger(__name__)
+# Form fields other than the file are small; anything bigger is not a name.
+MAX_TEXT_FIELD_BYTES = 8 * 1024
+# Boundaries, part headers and a name field: what a Content-Length may exceed the file by.
+MULTIPART_OVERHEAD_ALLOWANCE = 64 * 1024
+SortField = Literal["created_at", "name", "size"]
+
+
+def original_key(document_id: UUID) -> str:
+    return f"originals/{document_id}"
+
+
+@dataclass
+class UploadLimits:
+    max_upload_bytes: int
+    quota_bytes: int
+
+
+@dataclass
+class _ReceivedFile:
+    filename: str | None = None
+    content_type: str | None = None
+    size: int = 0
+    sha256: hashlib._Hash = field(default_factory=hashlib.sha256)
+    stored: bool = False
+
+
+def _bad_request(message: str, key: str = "file") -> ValidationException:
+    return ValidationException(detail=message, extra=[{"key": key, "message": message}])
+
+
+class DocumentService(SQLAlchemyAsyncRepositoryService[Document]):
+    class Repo(SQLAlchemyAsyncRepository[Document]):
+        model_type = Document
+
+    repository_type = Repo
+
+    async def upload(
+        self,
+        owner: User,
+        body: AsyncIterator[bytes],
+        *,
+        content_type: str,
+        content_length: int | None,
+        storage: Storage,
+        limits: UploadLimits,
+    ) -> Document:
+        """Stream the form's ``file`` into storage and record it; all or nothing."""
+        remaining_quota = limits.quota_bytes - owner.bytes_used
+        limit = min(limits.max_upload_bytes, remaining_quota)
+        if content_length is not None and content_length > limit + MULTIPART_OVERHEAD_ALLOWANCE:
+            raise self._too_large(limits, remaining_quota)
+
+        document_id = UUID(str(uuid7()))
+        key = original_key(document_id)
+        received = _ReceivedFile()
+        name_field: str | None = None
+        try:
+            events = parse_multipart(body, content_type)
+            async for event in events:
+                if not isinstance(event, PartStart):
+                    continue
+                if event.filename is not None and event.field_name == "file":
+                    if received.stored:
+                        raise _bad_request("send exactly one file per upload")
+                    received.filename = event.filename
+                    received.content_type = event.content_type
+                    file_bytes = self._file_bytes(events, received, limit, limits, remaining_quota)
+                    await storage.upload(key, file_bytes, content_type=event.content_type)
+                    received.stored = True
+                else:
+                    value = await _read_text_field(events)
+                    if event.field_name == "name":
+                        name_field = value
+            if not received.stored:
+                raise _bad_request("the form has no file in its 'file' field")
+            name = self._choose_name(name_field, received.filename)
+            document = Document(
+                id=document_id,
+                owner_id=owner.id,
+                name=name,
+                status=DocumentStatus.PENDING,
+                size=received.size,
+                content_type=content_type_for(received.content_type, name),
+                sha256=received.sha256.hexdigest(),
+                original_key=key,
+            )
+            return await self._record(document, owner, limits)
+        except MalformedMultipartError as exc:
+            await self._discard(storage, key, received)
+            raise _bad_request(str(exc)) from exc
+        except BaseException:
+            # Client errors, disconnects, cancellation, database failures: nothing stays behind.
+            await self._discard(storage, key, received)
+            raise
+
+    async def _file_bytes(
+        self,
+        events: AsyncIterator[PartStart | PartData | PartEnd],
+        received: _ReceivedFile,
+        limit: int,
+        limits: UploadLimits,
+        remaining_quota: int,
+    ) -> AsyncIterator[bytes]:
+        async for event in events:
+            if isinstance(event, PartEnd):
+                return
+            if isinstance(event, PartData):
+                received.size += len(event.data)
+                if received.size > limit:
+                    # Stop reading at once: storage aborts the partial object.
+                    raise self._too_large(limits, remaining_quota)
+                received.sha256.update(event.data)
+                yield event.data
+        raise MalformedMultipartError("the body ended inside the file part")
+
+    async def _record(self, document: Document, owner: User, limits: UploadLimits) -> Document:
+        session = self.repository.session
+        # Locking the owner's row serializes their concurrent uploads, so together they stay
+        # within quota, and keeps the owner's totals exact.
+        used = await session.scalar(
+            select(User.bytes_used).where(User.id == owner.id).with_for_update()
+        )
+        used = int(used or 0)
+        if used + document.size > limits.quota_bytes:
+            raise self._too_large(limits, limits.quota_bytes - used)
+        session.add(document)
+        await session.execute(
+            update(User)
+            .where(User.id == owner.id)
+            .values(
+                document_count=User.document_count + 1,
+                bytes_used=User.bytes_used + document.size,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        await session.commit()
+        return document
+
+    @staticmethod
+    async def _discard(storage: Storage, key: str, received: _ReceivedFile) -> None:
+        if received.stored:
+            try:
+                await storage.delete(key)
+            except Exception:  # the original error matters more; log the leftover
+                log.exception("could not remove the object of a failed upload", key=key)
+
+    @staticmethod
+    def _too_large(limits: UploadLimits, remaining_quota: int) -> PayloadTooLargeException:
+        if remaining_quota < limits.max_upload_bytes:
+            return PayloadTooLargeException(
+                detail=f"the upload exceeds your remaining storage quota of "
+                f"{max(remaining_quota, 0)} bytes"
+            )
+        return PayloadTooLargeException(
+            detail=f"the upload exceeds the maximum size of {limits.max_upload_bytes} bytes"
+        )
+
+    @staticmethod
+    def _choose_name(name_field: str | None, filename: str | None) -> str:
+        try:
+            if name_field is not None:
+                return validate_name(name_field)
+            return name_from_filename(filename or "")
+        except InvalidNameError as exc:
+            if name_field is None:
+                message = f"the uploaded file name cannot be used ({exc}); send a 'name' field"
+            else:
+                message = str(exc)
+            raise _bad_request(message, key="name") from exc
+
+    async def get_owned(self, document_id: UUID, owner_id: UUID) -> Document:
+        document = await self.get_one_or_none(id=document_id, owner_id=owner_id)
+        if document is None:
+            # Someone else's document is as absent as a missing one.
+            raise NotFoundException(detail="document not found")
+        return document
+
+    async def list_owned(
+        self,
+        owner: User,
+        *,
+        limit: int,
+        offset: int,
+        status: DocumentStatus | None,
+        q: str | None,
+        order_by: SortField,
+        sort_order: Literal["asc", "desc"],
+    ) -> tuple[Sequence[Document], int]:
+        filters: list[StatementFilter] = [
+            OrderBy(field_name=order_by, sort_order=sort_order),
+            # A stable tie-breaker, so pages never repeat or skip rows of equal sort keys.
+            OrderBy(field_name="id", sort_order=sort_order),
+        ]
+        conditions: list[ColumnElement[bool]] = [Document.owner_id == owner.id]
+        if status is not None:
+            conditions.append(Document.status == status)
+        if q:
+            filters.append(
+                SearchFilter(field_name="name", value=q, ignore_case=True, escape_wildcards=True)
+            )
+        # Page through ids alone (an index-only scan for the default order), then fetch just
+        # the rows of the page: deep offsets stay cheap.
+        page_ids = select(Document.id).where(*conditions)
+        for statement_filter in [*filters, LimitOffset(limit=limit, offset=offset)]:
+            page_ids = statement_filter.append_to_statement(page_ids, Document)
+        page = page_ids.subquery()
+        rows = select(Document).join(page, Document.id == page.c.id)
+        for statement_filter in filters[:2]:
+            rows = statement_filter.append_to_statement(rows, Document)
+        items = (await self.repository.session.scalars(rows)).all()
+        if status is None and not q:
+            total = owner.document_count
+        else:
+            counted = select(func.count()).select_from(Document).where(*conditions)
+            for statement_filter in filters[2:]:
+                counted = statement_filter.append_to_statement(counted, Document)
+            total = int(await self.repository.session.scalar(counted) or 0)
+        return items, total
+
+    async def rename(self, document_id: UUID, owner_id: UUID, raw_name: str) -> Document:
+        document = await self.get_owned(document_id, owner_id)
+        try:
+            document.name = validate_name(raw_name)
+        except InvalidNameError as exc:
+            raise _bad_request(str(exc), key="name") from exc
+        updated: Document = await self.repository.update(document, auto_commit=True)
+        return updated
+
+    async def remove(self, document_id: UUID, owner_id: UUID, storage: Storage) -> None:
+        document = await self.get_owned(document_id, owner_id)
+        keys = {original_key(document.id), document.original_key, document.archive_key}
+        session = self.repository.session
+        await session.delete(document)
+        await session.execute(
+            update(User)
+            .where(User.id == owner_id)
+            .values(
+                document_count=User.document_count - 1,
+                bytes_used=User.bytes_used - document.size,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        await session.commit()
+        # A compression job still running for this document finds no row when it finishes and
+        # removes the archive it wrote itself; what is recorded here is removed now.
+        for key in sorted(k for k in keys if k):
+            try:
+                await storage.delete(key)
+            except Exception:
+                log.exception("could not remove a deleted document's object", key=key)
+
+
+async def _read_text_field(events: AsyncIterator[PartStart | PartData | PartEnd]) -> str:
+    value = bytearray()
+    async for event in events:
+        if isinstance(event, PartEnd):
+            break
+        if isinstance(event, PartData):
+            value += event.data
+            if len(value) > MAX_TEXT_FIELD_BYTES:
+                raise _bad_request("a form field other than 'file' is too large", key="name")
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _bad_request("form fields must be UTF-8 text", key="name") from exc
