@@ -3,15 +3,31 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections.abc import Callable
 from functools import lru_cache
+from typing import TypeVar
 
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
+
+T = TypeVar("T")
 
 
 @lru_cache(maxsize=1)
 def _hasher() -> PasswordHash:
     return PasswordHash((Argon2Hasher(),))  # argon2id with pwdlib's recommended parameters
+
+
+# Each argon2id hash holds 64 MiB for its duration; bound how many run at once so a burst of
+# logins costs bounded memory (and waits its turn instead). A thread semaphore, taken in the
+# worker thread, works whichever event loop asked.
+_CONCURRENT_HASHES = threading.BoundedSemaphore(2)
+
+
+def _limited(work: Callable[..., T], *args: str) -> T:
+    with _CONCURRENT_HASHES:
+        return work(*args)
 
 
 @lru_cache(maxsize=1)
@@ -20,12 +36,12 @@ def _dummy_hash() -> str:
 
 
 async def hash_password(password: str) -> str:
-    return await asyncio.to_thread(_hasher().hash, password)
+    return await asyncio.to_thread(_limited, _hasher().hash, password)
 
 
 async def verify_password(password: str, hashed: str | None) -> bool:
     """Check a password; with no hash (unknown user) spend the same time and return False."""
     if hashed is None:
-        await asyncio.to_thread(_hasher().verify, password, _dummy_hash())
+        await asyncio.to_thread(_limited, _hasher().verify, password, _dummy_hash())
         return False
-    return await asyncio.to_thread(_hasher().verify, password, hashed)
+    return await asyncio.to_thread(_limited, _hasher().verify, password, hashed)
