@@ -3,6 +3,9 @@
 Keys are opaque strings chosen by the caller (``originals/<uuid>``), never user file names.
 Every obstore/OS error is translated in :func:`_storage_errors`, so callers only ever see
 :class:`ObjectNotFoundError`, :class:`StorageUnavailableError` or their own exceptions.
+
+Uploads to a local directory bypass obstore (see :class:`_PartialFile`); they write the files
+exactly where obstore's LocalStore looks for them, so every other operation still goes through it.
 """
 
 from __future__ import annotations
@@ -10,11 +13,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterable, AsyncIterator, Iterator
+import re
+import secrets
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 from urllib.parse import unquote, urlsplit
 
 import obstore
@@ -50,6 +56,23 @@ _PROBE_TIMEOUT_SECONDS: Final = 5.0
 # client, so the normal request timeout would cut off slow downloads of large files; stalls of
 # the storage itself are still caught by the read timeout set alongside it.
 _STREAM_TIMEOUT: Final = timedelta(hours=24)
+# A local upload is written to ".<name>.<16 hex digits>.part" beside its object and renamed into
+# place once complete. Keys whose last segment has that form are refused, so an object and a
+# partial file can never be taken for one another (LocalStore itself lists dotfiles as objects).
+_PARTIAL_NAME: Final = re.compile(r"\..*\.[0-9a-f]{16}\.part", re.DOTALL)
+# The object's name is cut to this many bytes in its partial file's name (NAME_MAX is 255).
+_PARTIAL_NAME_BYTES: Final = 200
+# LocalStore's own staging files, "<name>#<digits>": it refuses such names as keys.
+_LOCAL_STORE_STAGING: Final = re.compile(r"[^#]*#[0-9]+", re.DOTALL)
+# LocalStore takes a name ending like a Windows drive ("c:", "x|") for a directory, "<name>/",
+# so it can neither store nor read such an object.
+_LOCAL_STORE_DRIVE_LETTER: Final = re.compile(r"[A-Za-z][:|]\Z")
+_CONTROL_CHARACTER: Final = re.compile(r"[\x00-\x1f\x7f]")
+# A local upload starts writing its data out to disk, in the background, after every this many
+# bytes, so that the fsync that completes it only has the tail left to wait for (see _PartialFile).
+_WRITEBACK_EVERY: Final = 32 * MIB
+
+_T = TypeVar("_T")
 
 
 class StorageError(Exception):
@@ -102,13 +125,19 @@ class StorageSettings:
 
 
 @contextlib.contextmanager
-def _storage_errors(key: str) -> Iterator[None]:
-    """Translate obstore and OS errors into this module's two exceptions."""
+def _storage_errors(key: str, *, missing_is_not_found: bool = True) -> Iterator[None]:
+    """Translate obstore and OS errors into this module's two exceptions.
+
+    Writes pass ``missing_is_not_found=False``: a file missing while writing (say, a directory
+    removed under the upload) is a storage failure, not an answer about the key.
+    """
     try:
         yield
     # obstore reports a missing object as the builtin FileNotFoundError (NotFoundError is
     # deprecated); it must be matched before OSError, of which it is a subclass.
     except FileNotFoundError as exc:
+        if not missing_is_not_found:
+            raise StorageUnavailableError(str(exc)) from exc
         raise ObjectNotFoundError(key) from exc
     # OSError also covers TimeoutError and local IO failures (disk full, permissions).
     except (ObstoreError, OSError) as exc:
@@ -187,11 +216,20 @@ class _ChunkSource:
         """
         if self._exhausted or self.error is not None:
             return  # it finished by itself
-        aclose = getattr(self._chunks, "aclose", None)
-        if aclose is not None:
-            # Cleanup must not mask the error being raised.
-            with contextlib.suppress(Exception):
-                await aclose()
+        await _close_quietly(self._chunks)
+
+
+async def _close_quietly(iterator: AsyncIterator[bytes]) -> None:
+    """Close the caller's iterator, if it can be closed, when an upload stops before its end.
+
+    Otherwise an abandoned async generator (say, over a request body) would only run its
+    ``finally`` whenever the garbage collector gets to it. Closing a generator that already
+    finished or failed does nothing. Cleanup must not mask the error being raised.
+    """
+    aclose = getattr(iterator, "aclose", None)
+    if aclose is not None:
+        with contextlib.suppress(Exception):
+            await aclose()
 
 
 async def _wait_out(future: asyncio.Future[Any]) -> None:
@@ -261,6 +299,157 @@ class Writer:
         await asyncio.shield(self._upload)
 
 
+async def _run_to_completion(func: Callable[[], _T]) -> _T:
+    """Run blocking ``func`` in a thread; if cancelled, wait for it before raising CancelledError.
+
+    A thread cannot be stopped: returning while it still uses a file would let the cleanup close
+    that file under it.
+    """
+    future = asyncio.ensure_future(asyncio.to_thread(func))
+    try:
+        return await asyncio.shield(future)
+    except asyncio.CancelledError:
+        await _wait_out(future)
+        raise
+
+
+def _local_object_path(root: Path, key: str) -> Path:
+    """The file in which obstore's LocalStore keeps ``key``: one directory level per segment.
+
+    Like LocalStore, this strips one leading and one trailing "/" and refuses empty segments,
+    "." and "..", control characters and the names that LocalStore cannot store (its staging
+    files; names ending like a drive letter); every segment is otherwise a file name verbatim.
+    Names of this module's partial files are refused as well.
+    """
+    stripped = key.removeprefix("/").removesuffix("/")
+    segments = stripped.split("/")
+    name = segments[-1]
+    if (
+        not stripped
+        or any(segment in ("", ".", "..") for segment in segments)
+        or _CONTROL_CHARACTER.search(stripped)
+        or _LOCAL_STORE_STAGING.fullmatch(name)
+        or _LOCAL_STORE_DRIVE_LETTER.search(name)
+        or _PARTIAL_NAME.fullmatch(name)
+    ):
+        msg = f"invalid storage key {key!r}"
+        raise ValueError(msg)
+    return root.joinpath(*segments)
+
+
+def _make_dirs(directory: Path) -> list[Path]:
+    """Create ``directory`` and its missing parents; return the ones created here, top first."""
+    if directory.is_dir():
+        return []
+    created = _make_dirs(directory.parent)
+    try:
+        directory.mkdir()
+    except FileExistsError:
+        return created  # made meanwhile by someone else, or a file in the way (open reports it)
+    return [*created, directory]
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# os.fdatasync is missing on macOS; fsync does the same there, plus the metadata.
+_fdatasync: Final[Callable[[int], None]] = getattr(os, "fdatasync", os.fsync)
+
+
+class _PartialFile:
+    """A local object being written: a temporary file beside it, renamed into place when complete.
+
+    The temporary file is created with O_EXCL under a random name, so concurrent uploads to one
+    key never share one; the last upload to complete wins, as with obstore.
+
+    Durability. When an upload returns, its object is on disk: the file is fsynced before the
+    rename and the directory after it. The service records the object in PostgreSQL right
+    after the upload, and that commit is durable; without the fsyncs, a crash in the next
+    ~30 s (the kernel's writeback delay) could leave a committed document whose original is
+    empty or missing. The cost, measured on this host's ext4/virtio disk (~2.7 GB/s): an fsync
+    of 1 GiB of dirty pages takes ~0.4 s, one of a directory ~0.2 ms. Left to the end, that
+    cuts the throughput of a 1 GiB upload by ~20% (1 GiB uploads through a real server, median
+    of 8: 508 MB/s against 628 MB/s without any fsync; 530 MB/s through obstore's multipart
+    put, which does not fsync). So after every 32 MiB a background fdatasync writes out what
+    has arrived while the upload goes on, and the final fsync waits only for the tail:
+    601 MB/s. The price is that a write() now and then waits behind the writeback: at
+    600 MB/s the loop stalled for up to ~15 ms at worst, against ~3 ms with the fsync at the
+    end only.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.size = 0
+        self._in_place = False
+        self._written_back = 0
+        self._writeback: asyncio.Future[None] | None = None
+        # A new directory entry is durable only once its directory is fsynced.
+        self._directories = {path.parent}
+        self._directories.update(created.parent for created in _make_dirs(path.parent))
+        name = path.name.encode()[:_PARTIAL_NAME_BYTES].decode(errors="ignore")
+        self.temp = path.with_name(f".{name}.{secrets.token_hex(8)}.part")
+        # "x" is O_CREAT | O_EXCL; the mode is 0o666 less the umask, like LocalStore's files.
+        # The buffer merges small chunks into writes of up to 256 KiB; larger ones go through.
+        self._file = open(self.temp, "xb", buffering=_MERGE_CHUNKS_UP_TO)  # noqa: SIM115
+
+    def write(self, chunk: bytes) -> None:
+        """Write ``chunk`` on the event loop's thread (see Storage._upload_local for why)."""
+        if self._writeback is not None and self._writeback.done():
+            self._writeback.result()  # a failed writeback fails the upload
+            self._writeback = None
+        self._file.write(chunk)
+        self.size += len(chunk)
+        if self.size - self._written_back >= _WRITEBACK_EVERY and self._writeback is None:
+            self._written_back = self.size
+            fd = self._file.fileno()
+            self._writeback = asyncio.ensure_future(asyncio.to_thread(_fdatasync, fd))
+
+    async def commit(self) -> None:
+        """Make the object durable, then visible."""
+        if self._writeback is not None:
+            # If cancelled here, discard() waits for the writeback before closing the file.
+            await asyncio.shield(self._writeback)
+        await _run_to_completion(self._commit)
+
+    def _commit(self) -> None:
+        self._file.flush()
+        os.fsync(self._file.fileno())
+        self._file.close()
+        os.replace(self.temp, self.path)
+        self._in_place = True
+        for directory in self._directories:
+            _fsync_directory(directory)
+
+    async def discard(self) -> None:
+        """Remove the temporary file, or the object if the commit got that far; never raises."""
+        if self._writeback is not None:
+            await _wait_out(self._writeback)  # the thread still uses the file
+        with contextlib.suppress(OSError):
+            self._file.close()
+        with contextlib.suppress(OSError):
+            os.unlink(self.path if self._in_place else self.temp)
+
+
+def _stale_partials(root: Path, cutoff: float) -> int:
+    removed = 0
+    for directory, _, names in os.walk(root):
+        for name in names:
+            if not _PARTIAL_NAME.fullmatch(name):
+                continue
+            path = os.path.join(directory, name)
+            # Gone meanwhile: its upload completed or failed, or another cleanup was faster.
+            with contextlib.suppress(FileNotFoundError):
+                if os.lstat(path).st_mtime < cutoff:
+                    os.unlink(path)
+                    removed += 1
+    return removed
+
+
 class Storage:
     """Async access to one bucket/prefix or local directory."""
 
@@ -278,9 +467,8 @@ class Storage:
         self._stream_store = stream_store if stream_store is not None else store
         self._part_size = part_size
         self._upload_concurrency = upload_concurrency
+        # Set for a local directory: uploads are then written by this module, not by `store`.
         self._local_root = local_root
-        # LocalStore refuses attributes such as Content-Type (NotImplementedError).
-        self._supports_attributes = local_root is None
 
     @classmethod
     def from_settings(cls, settings: StorageSettings) -> Storage:
@@ -361,14 +549,21 @@ class Storage:
     ) -> int:
         """Stream ``chunks`` into the object ``key`` and return the number of bytes written.
 
-        Always a multipart upload, so memory stays bounded whatever the size. The object
-        appears only once complete. If ``chunks`` raises, that very exception propagates; if
-        the calling task is cancelled, CancelledError propagates. In both cases the upload is
-        aborted first: no object and no incomplete multipart upload is left behind.
+        Memory stays bounded whatever the size: S3 gets a multipart upload, a local directory
+        a temporary file renamed into place. The object appears only once complete. If
+        ``chunks`` raises, that very exception propagates; if the calling task is cancelled,
+        CancelledError propagates. In both cases the upload is aborted first: no object, no
+        incomplete multipart upload and no temporary file is left behind.
+
+        A local directory ignores ``content_type``. There, the object is on disk (fsynced)
+        when this returns, and keys that LocalStore cannot store, or that name a partial file
+        (see :meth:`remove_stale_partials`), are refused with ValueError.
         """
+        if self._local_root is not None:
+            return await self._upload_local(self._local_root, key, chunks)
         source = _ChunkSource(chunks)
         attributes: Attributes | None = None
-        if content_type and self._supports_attributes:
+        if content_type:
             attributes = {"Content-Type": content_type}
         put = asyncio.ensure_future(
             obstore.put_async(
@@ -395,6 +590,38 @@ class Storage:
         with _storage_errors(key):
             put.result()
         return source.bytes_read
+
+    async def _upload_local(self, root: Path, key: str, chunks: AsyncIterable[bytes]) -> int:
+        """Write the object's file here: obstore's LocalStore pulls every chunk across threads,
+        which costs more event-loop CPU than writing the chunk.
+
+        Chunks are written with plain blocking write() calls on the event loop's thread: a
+        write of up to 256 KiB into the page cache takes tens of microseconds. Measured, for
+        1 GiB in 64 KiB chunks without a server, that took 0.3 s of CPU and stalled the loop
+        for 3 ms at most. Batching chunks to 1 MiB and writing each batch in a worker thread
+        (asyncio.to_thread, the next batch gathered meanwhile) took more CPU for the copies and
+        the hand-overs and was slower: through a real server, 2.5 s instead of 1.75 s of
+        server CPU per GiB, and 440 instead of 508 MB/s (both with the fsync at the end).
+        The fsyncs, which may block for long, run in threads. Creating the file and its
+        directories stays on the loop: a few metadata operations per upload.
+        """
+        source = aiter(chunks)
+        partial: _PartialFile | None = None
+        try:
+            path = _local_object_path(root, key)
+            with _storage_errors(key, missing_is_not_found=False):
+                partial = _PartialFile(path)
+            async for chunk in source:
+                with _storage_errors(key, missing_is_not_found=False):
+                    partial.write(chunk)
+            with _storage_errors(key, missing_is_not_found=False):
+                await partial.commit()
+        except BaseException:
+            if partial is not None:
+                await partial.discard()
+            await _wait_out(asyncio.ensure_future(_close_quietly(source)))
+            raise
+        return partial.size
 
     async def _abandon_upload(
         self, key: str, put: asyncio.Future[Any], source: _ChunkSource
@@ -448,6 +675,8 @@ class Storage:
         if chunk_size < 1:
             msg = "chunk_size must be positive"
             raise ValueError(msg)
+        if self._names_partial_file(key):
+            raise ObjectNotFoundError(key)
         with _storage_errors(key):
             if start == 0 and length is None:
                 result = await obstore.get_async(self._stream_store, key)
@@ -471,6 +700,8 @@ class Storage:
             yield chunk
 
     async def size(self, key: str) -> int:
+        if self._names_partial_file(key):
+            raise ObjectNotFoundError(key)
         with _storage_errors(key):
             meta = await obstore.head_async(self._store, key)
         return meta["size"]
@@ -484,9 +715,38 @@ class Storage:
 
     async def delete(self, key: str) -> None:
         """Delete the object; deleting a missing object is not an error."""
+        if self._names_partial_file(key):
+            return
         # S3 ignores missing keys, LocalStore raises FileNotFoundError.
         with contextlib.suppress(ObjectNotFoundError), _storage_errors(key):
             await obstore.delete_async(self._store, key)
+
+    def _names_partial_file(self, key: str) -> bool:
+        """Whether ``key`` would name a local upload's partial file, which is no object.
+
+        upload() refuses such keys, so no object can be stored under one; the other operations
+        report it as missing instead of reaching an upload in progress.
+        """
+        name = key.removesuffix("/").rpartition("/")[2]
+        return self._local_root is not None and _PARTIAL_NAME.fullmatch(name) is not None
+
+    async def remove_stale_partials(self, older_than: timedelta) -> int:
+        """Delete partial files of local uploads last written more than ``older_than`` ago.
+
+        They are left behind only when the process dies during an upload (kill -9, power loss).
+        An upload in progress touches its file at least every 256 KiB, so ``older_than`` only
+        has to exceed the longest stall of a client. Returns how many files were deleted; S3
+        keeps nothing of the kind (an aborted process leaves an incomplete multipart upload,
+        which a bucket lifecycle rule expires), so there it returns 0.
+        """
+        if older_than < timedelta(0):
+            msg = "older_than must not be negative"
+            raise ValueError(msg)
+        if self._local_root is None:
+            return 0
+        cutoff = time.time() - older_than.total_seconds()
+        with _storage_errors("", missing_is_not_found=False):
+            return await asyncio.to_thread(_stale_partials, self._local_root, cutoff)
 
     async def check(self) -> None:
         """Cheap health probe: raise StorageUnavailableError unless storage answers now."""

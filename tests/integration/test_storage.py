@@ -5,16 +5,24 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import re
 import shutil
 import socket
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
+import obstore
 import pytest
+from obstore.exceptions import BaseError as ObstoreError
+from obstore.store import LocalStore
 from tests.conftest import S3_BUCKET as BUCKET
 from tests.s3_server import MotoS3
 
@@ -46,16 +54,21 @@ class Backend:
     prefix: str = ""
 
 
+def all_files(root: Path) -> list[str]:
+    """Every file under ``root``, relative to it; dotfiles (partial uploads) included."""
+    return sorted(
+        os.path.relpath(os.path.join(directory, name), root)
+        for directory, _, names in os.walk(root)
+        for name in names
+    )
+
+
 @pytest.fixture(params=["file", "s3"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
     if request.param == "file":
         root = tmp_path / "store"
         storage = Storage.from_settings(StorageSettings(url=root.as_uri(), part_size=PART_SIZE))
-
-        def local_leftovers() -> list[str]:
-            return sorted(str(p.relative_to(root)) for p in root.rglob("*") if not p.is_dir())
-
-        return Backend("file", storage, local_leftovers)
+        return Backend("file", storage, lambda: all_files(root))
 
     s3: MotoS3 = request.getfixturevalue("moto")
     prefix = f"test-{uuid4().hex}"  # one bucket for the session, a fresh root per test
@@ -480,6 +493,335 @@ async def test_writer_exit_reports_a_failure_not_seen_by_write(
     with pytest.raises(StorageUnavailableError):
         async with storage.writer(key) as sink:
             await sink.write(b"x")  # queued before the upload had a chance to fail
+
+
+# --- local backend: uploads written by the module itself --------------------------------------
+
+PARTIAL = re.compile(r"\.(?P<name>.+)\.[0-9a-f]{16}\.part")
+
+
+def local_storage(root: Path) -> Storage:
+    return Storage.from_settings(StorageSettings(url=root.as_uri()))
+
+
+async def test_local_object_is_invisible_until_complete(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    storage = local_storage(root)
+    key = f"archives/{uuid4()}/{uuid4()}"
+    halfway, go_on = asyncio.Event(), asyncio.Event()
+    data = random_bytes(3 * MIB, seed=3)
+
+    async def source() -> AsyncIterator[bytes]:
+        yield data[:MIB]
+        halfway.set()
+        await go_on.wait()
+        yield data[MIB:]
+
+    task = asyncio.create_task(storage.upload(key, source()))
+    await asyncio.wait_for(halfway.wait(), timeout=30)
+    await asyncio.sleep(0.05)
+
+    # Only a dot-prefixed partial file exists, beside the object's path.
+    [partial] = all_files(root)
+    directory, name = partial.rsplit("/", 1)
+    assert directory == key.rsplit("/", 1)[0]
+    match = PARTIAL.fullmatch(name)
+    assert match is not None
+    assert match["name"] == key.rsplit("/", 1)[1]
+    assert not (root / key).exists()
+    assert not await storage.exists(key)
+    with pytest.raises(ObjectNotFoundError):
+        await read_all(storage.read(key))
+    # No key reaches the partial file: it is no object, and no object can be stored under it.
+    assert not await storage.exists(partial)
+    with pytest.raises(ObjectNotFoundError):
+        await storage.size(partial)
+    with pytest.raises(ObjectNotFoundError):
+        await read_all(storage.read(partial))
+    await storage.delete(partial)
+    assert all_files(root) == [partial]
+    with pytest.raises(ValueError, match="invalid storage key"):
+        await storage.upload(partial, chunked(b"x"))
+
+    go_on.set()
+    assert await task == len(data)
+    assert all_files(root) == [key]
+    assert await read_all(storage.read(key)) == data
+
+
+@pytest.mark.parametrize("how", ["source fails", "cancelled", "storage fails"])
+async def test_local_failures_leave_no_partial_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    root = tmp_path / "store"
+    storage = local_storage(root)
+    written, fail = asyncio.Event(), asyncio.Event()
+
+    async def source() -> AsyncIterator[bytes]:
+        yield random_bytes(MIB)
+        written.set()
+        await fail.wait()
+        raise Boom
+
+    if how == "storage fails":
+        monkeypatch.setattr(storage_module, "_WRITEBACK_EVERY", 64 * 1024)
+
+        def failing_fdatasync(fd: int) -> None:
+            raise OSError(5, "Input/output error")
+
+        monkeypatch.setattr(storage_module, "_fdatasync", failing_fdatasync)
+
+        async def slow_source() -> AsyncIterator[bytes]:
+            async for chunk in chunked(random_bytes(2 * MIB)):
+                yield chunk
+                await asyncio.sleep(0.001)
+
+        with pytest.raises(StorageUnavailableError, match="Input/output error"):
+            await storage.upload("originals/x", slow_source())
+    else:
+        task = asyncio.create_task(storage.upload("originals/x", source()))
+        await asyncio.wait_for(written.wait(), timeout=30)
+        await asyncio.sleep(0.05)
+        assert len(all_files(root)) == 1  # the partial file
+        if how == "cancelled":
+            task.cancel()
+        else:
+            fail.set()
+        with pytest.raises(asyncio.CancelledError if how == "cancelled" else Boom):
+            await task
+
+    assert all_files(root) == []
+    assert not await storage.exists("originals/x")
+
+
+async def test_local_upload_writes_back_early_and_fsyncs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "store"
+    storage = local_storage(root)
+    monkeypatch.setattr(storage_module, "_WRITEBACK_EVERY", MIB)
+    writebacks: list[int] = []
+    fsynced: list[str] = []
+    real_fsync = os.fsync
+
+    def counting_fdatasync(fd: int) -> None:
+        os.fdatasync(fd)
+        writebacks.append(fd)
+
+    def recording_fsync(fd: int) -> None:
+        path = os.readlink(f"/proc/self/fd/{fd}")
+        if path.startswith(str(root)):  # not whatever else the process may be doing
+            fsynced.append(path)
+        real_fsync(fd)
+
+    monkeypatch.setattr(storage_module, "_fdatasync", counting_fdatasync)
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    data = random_bytes(12 * MIB + 5, seed=4)
+    key = f"archives/{uuid4()}/{uuid4()}"
+
+    async def paced() -> AsyncIterator[bytes]:  # as from a network: writebacks keep up
+        async for chunk in chunked(data):
+            yield chunk
+            await asyncio.sleep(0.002)
+
+    assert await storage.upload(key, paced()) == len(data)
+
+    assert 3 <= len(writebacks) <= 12
+    # The file before its rename, then its directory and the two directories made for it.
+    assert PARTIAL.fullmatch(Path(fsynced[0]).name)
+    assert sorted(fsynced[1:]) == sorted(
+        str(root / part) for part in ["", "archives", key.rsplit("/", 1)[0]]
+    )
+    assert (root / key).read_bytes() == data
+    assert all_files(root) == [key]
+
+
+async def test_local_cancel_waits_for_the_writeback(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "store"
+    storage = local_storage(root)
+    monkeypatch.setattr(storage_module, "_WRITEBACK_EVERY", MIB)
+    in_writeback, writeback_done = threading.Event(), threading.Event()
+
+    def slow_fdatasync(fd: int) -> None:
+        in_writeback.set()
+        time.sleep(0.3)
+        os.fstat(fd)  # the file must still be open
+        writeback_done.set()
+
+    monkeypatch.setattr(storage_module, "_fdatasync", slow_fdatasync)
+
+    async def source() -> AsyncIterator[bytes]:
+        yield random_bytes(2 * MIB)
+        await asyncio.Event().wait()
+        yield b""  # pragma: no cover
+
+    task = asyncio.create_task(storage.upload("originals/w", source()))
+    await asyncio.to_thread(in_writeback.wait, 30)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert writeback_done.is_set()
+    assert all_files(root) == []
+
+
+async def test_local_directory_removed_during_upload_is_storage_unavailable(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "store"
+    storage = local_storage(root)
+
+    async def source() -> AsyncIterator[bytes]:
+        yield b"abc"
+        shutil.rmtree(root / "originals")
+        yield b"def"
+
+    with pytest.raises(StorageUnavailableError):
+        await storage.upload("originals/gone", source())
+    assert all_files(root) == []
+
+
+ODD_KEYS = [
+    "plain",
+    "originals/0199b3a4-5e6f-7a8b-9c0d-e1f2a3b4c5d6",
+    "/leading/slash",
+    "trailing/slash/",
+    "with space",
+    "percent%41",
+    "brackets[x]{y}",
+    "hash#",
+    "hash#x1",
+    "a#b#12",
+    "tilde~/star*/question?/colon:x",
+    "drive:/like",
+    "unicod\u00e9/\u65e5\u672c",
+    "back\\slash",
+    ".hidden",
+    ".looks.like.part",
+    "x" * 240,
+]
+INVALID_KEYS = [
+    "",
+    "/",
+    "//",
+    "a//b",
+    ".",
+    "a/../b",
+    "a/./b",
+    "control\x01",
+    "delete\x7f",
+    "staged#1",
+    "ends/like/a/drive:",
+    "pipe|",
+    "archives/.obj.0123456789abcdef.part",
+]
+
+
+async def test_local_keys_map_to_the_files_of_obstore_local_store(tmp_path: Path) -> None:
+    ours = local_storage(tmp_path / "ours")
+    reference = LocalStore(tmp_path / "reference", mkdir=True)
+    for index, key in enumerate(ODD_KEYS):
+        data = f"{index}".encode()
+        await ours.upload(key, chunked(data))
+        await obstore.put_async(reference, key, data, use_multipart=True)
+        assert await read_all(ours.read(key)) == data, key
+        assert await ours.size(key) == len(data), key
+    stored = all_files(tmp_path / "ours")
+    assert stored == all_files(tmp_path / "reference")
+    listed = [item["path"] for batch in obstore.list(reference) for item in batch]
+    assert len(listed) == len(ODD_KEYS)
+
+    for key in INVALID_KEYS:
+        with pytest.raises(ValueError, match="invalid storage key"):
+            await ours.upload(key, chunked(b"x"))
+        if not key.endswith(".part"):  # a valid key to obstore, but not an object here
+            with pytest.raises((ValueError, ObstoreError)):
+                await obstore.put_async(reference, key, b"x", use_multipart=True)
+    assert all_files(tmp_path / "ours") == stored
+
+
+async def test_local_files_get_the_permissions_local_store_gives(tmp_path: Path) -> None:
+    await local_storage(tmp_path / "ours").upload("a/b", chunked(b"x"))
+    reference = LocalStore(tmp_path / "reference", mkdir=True)
+    await obstore.put_async(reference, "a/b", b"x")
+    for path in ["a", "a/b"]:
+        mode = (tmp_path / "ours" / path).stat().st_mode
+        assert mode == (tmp_path / "reference" / path).stat().st_mode, path
+
+
+async def test_remove_stale_partials_deletes_only_old_partial_files(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    storage = local_storage(root)
+    day_ago = time.time() - 86400
+    await storage.upload("originals/kept", chunked(b"object"))
+    stale = [
+        "originals/.a.0123456789abcdef.part",
+        f"archives/{uuid4()}/.{uuid4()}.fedcba9876543210.part",
+        ".top.00000000000000ff.part",
+    ]
+    fresh = ["originals/.b.0123456789abcdef.part"]
+    # Objects and files whose names merely resemble partial files stay.
+    lookalikes = ["originals/.notes.part", "originals/c.0123456789abcdef.part", ".x.1234.part"]
+    for name in stale + fresh + lookalikes:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(b"partial")
+    for name in [*stale, *lookalikes]:
+        os.utime(root / name, (day_ago, day_ago))
+
+    assert await storage.remove_stale_partials(timedelta(hours=1)) == len(stale)
+    assert all_files(root) == sorted(["originals/kept", *fresh, *lookalikes])
+    assert await storage.remove_stale_partials(timedelta(hours=1)) == 0
+    assert await storage.remove_stale_partials(timedelta(0)) == 1
+    assert all_files(root) == sorted(["originals/kept", *lookalikes])
+    with pytest.raises(ValueError, match="negative"):
+        await storage.remove_stale_partials(timedelta(seconds=-1))
+
+
+async def test_remove_stale_partials_is_a_no_op_on_s3(moto: MotoS3) -> None:
+    storage = Storage.from_settings(
+        StorageSettings(url=f"s3://{BUCKET}/test-{uuid4().hex}", **moto.storage_options())
+    )
+    await storage.upload("originals/s", chunked(b"object"))
+    assert await storage.remove_stale_partials(timedelta(0)) == 0
+    assert await storage.exists("originals/s")
+
+
+KILLED_UPLOAD = """
+import asyncio, sys
+from instashare.storage import Storage, StorageSettings
+
+async def source():
+    yield b"x" * 1024 * 1024
+    print("writing", flush=True)
+    await asyncio.Event().wait()
+    yield b""
+
+storage = Storage.from_settings(StorageSettings(url=sys.argv[1]))
+asyncio.run(storage.upload("originals/killed", source()))
+"""
+
+
+async def test_an_upload_killed_mid_way_leaves_only_a_stale_partial(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    storage = local_storage(root)
+    process = subprocess.Popen(
+        [sys.executable, "-c", KILLED_UPLOAD, root.as_uri()], stdout=subprocess.PIPE
+    )
+    try:
+        assert process.stdout is not None
+        assert await asyncio.to_thread(process.stdout.readline) == b"writing\n"
+    finally:
+        process.kill()  # SIGKILL: no cleanup runs
+        await asyncio.to_thread(process.wait)
+        process.stdout.close()  # type: ignore[union-attr]
+
+    [partial] = all_files(root)
+    assert PARTIAL.fullmatch(partial.split("/")[-1])
+    assert not await storage.exists("originals/killed")
+    assert await storage.remove_stale_partials(timedelta(hours=1)) == 0  # just written
+    assert await storage.remove_stale_partials(timedelta(0)) == 1
+    assert all_files(root) == []
 
 
 # --- settings --------------------------------------------------------------------------------
