@@ -243,9 +243,9 @@ class InstaShareServer:
     ) -> None:
         self.close()
 
-    def start(self) -> None:
-        self.storage_dir.mkdir(parents=True)
-        env = {
+    def environment(self) -> dict[str, str]:
+        """The environment of the server; other `instashare` processes on it (workers) too."""
+        return {
             **os.environ,
             "DATABASE_URL": self.database_url,
             "STORAGE_URL": self.storage_dir.as_uri(),
@@ -258,6 +258,10 @@ class InstaShareServer:
             "PYTHONUNBUFFERED": "1",
             **self.extra_env,
         }
+
+    def start(self) -> None:
+        self.storage_dir.mkdir(parents=True)
+        env = self.environment()
         args = [sys.executable, "-m", "instashare", "serve", "--host", "127.0.0.1"]
         args += ["--port", str(self.port), "--no-worker"]
         self.process = start_process(args, env, self.log_path)

@@ -59,6 +59,8 @@ def make_settings(migrated_database_url: str, storage_root: Path) -> Callable[..
             "database_url": migrated_database_url,
             "storage_url": storage_root.as_uri(),
             "auth_rate_limit_per_minute": 10_000,
+            # Integration tests drive compression themselves; end-to-end tests run workers.
+            "run_workers_in_process": False,
         }
         values.update(overrides)
         return Settings(_env_file=None, **values)  # type: ignore[call-arg]

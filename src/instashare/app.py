@@ -18,21 +18,14 @@ from instashare.db import alchemy_config
 from instashare.documents.controllers import DocumentController
 from instashare.errors import not_authorized_handler, too_many_requests_handler
 from instashare.health import health
+from instashare.jobs import queue_lifespan
 from instashare.logs import logging_config, request_logging_config
 from instashare.ratelimit import STORE_NAME, rate_limit_config, rate_limit_store
-from instashare.storage import Storage, StorageSettings
+from instashare.storage import Storage
 
 
 def storage_from_settings(settings: Settings) -> Storage:
-    return Storage.from_settings(
-        StorageSettings(
-            url=settings.storage_url,
-            s3_endpoint=settings.s3_endpoint_url,
-            s3_region=settings.s3_region,
-            s3_access_key_id=settings.s3_access_key_id,
-            s3_secret_access_key=settings.s3_secret_access_key,
-        )
-    )
+    return Storage.from_settings(settings.storage_settings())
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -51,6 +44,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ),
         ],
         on_app_init=[auth.on_app_init],
+        lifespan=[queue_lifespan],
         middleware=[rate_limit_config(settings).middleware],
         stores={STORE_NAME: rate_limit_store(alchemy)},
         exception_handlers={

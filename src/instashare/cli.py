@@ -58,7 +58,9 @@ def serve(args: argparse.Namespace) -> int:
     database_url = prepare_database(settings)
     os.environ["DATABASE_URL"] = database_url
     if args.no_worker:
-        os.environ["INSTASHARE_IN_PROCESS_WORKERS"] = "false"
+        os.environ["RUN_WORKERS_IN_PROCESS"] = "false"
+    # The app factory reads settings again, now with the values decided above.
+    get_settings.cache_clear()
     log.info("serving", host=args.host, port=args.port, workers_in_process=not args.no_worker)
     uvicorn.run(
         "instashare.app:create_app",

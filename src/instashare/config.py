@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from instashare.storage import StorageSettings
+
 DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/instashare"
 # Deliberately obvious so that a production deployment that forgot to set it is refused.
 DEVELOPMENT_SECRET_KEY = "instashare-development-secret-key-do-not-use-in-production"  # noqa: S105
@@ -41,9 +43,15 @@ class Settings(BaseSettings):
     auth_rate_limit_per_minute: int = Field(default=20, ge=1)
     trust_forwarded_headers: bool = False
 
+    run_workers_in_process: bool = True
     worker_concurrency: int = Field(default=2, ge=1)
+    worker_shutdown_grace_seconds: int = Field(default=10, ge=0)
     compress_max_attempts: int = Field(default=5, ge=1)
-    compression_level: int = Field(default=2, ge=0, le=3)
+    compress_retry_delay_seconds: float = Field(default=5.0, ge=0)
+    compress_retry_backoff_max_seconds: float = Field(default=120.0, ge=0)
+    # A killed worker's job is noticed this long after its last sign of life.
+    compress_heartbeat_seconds: int = Field(default=20, ge=4)
+    compression_level: int = Field(default=3, ge=0, le=3)
 
     log_level: str = "INFO"
     log_json: bool = False
@@ -68,6 +76,15 @@ class Settings(BaseSettings):
             msg = "SECRET_KEY must be set to a random value of at least 32 bytes in production"
             raise ValueError(msg)
         return self
+
+    def storage_settings(self) -> StorageSettings:
+        return StorageSettings(
+            url=self.storage_url,
+            s3_endpoint=self.s3_endpoint_url,
+            s3_region=self.s3_region,
+            s3_access_key_id=self.s3_access_key_id,
+            s3_secret_access_key=self.s3_secret_access_key,
+        )
 
     @property
     def sync_database_url(self) -> str:

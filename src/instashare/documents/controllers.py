@@ -11,17 +11,23 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.exceptions import InternalServerException
 from litestar.params import Parameter
+from litestar.response import Stream
 from litestar.security.jwt import Token
-from litestar.status_codes import HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
+from litestar.status_codes import HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT, HTTP_409_CONFLICT
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from instashare.accounts.models import User
 from instashare.config import Settings
+from instashare.documents.downloads import prepare_download
 from instashare.documents.models import DocumentStatus
-from instashare.documents.schemas import DocumentPage, DocumentRead, DocumentRename
+from instashare.documents.schemas import DocumentPage, DocumentRead, DocumentRename, NotReady
 from instashare.documents.services import DocumentService, SortField, UploadLimits
 from instashare.errors import ClientDisconnectedException
+from instashare.jobs import Queue, enqueue_compress
+from instashare.logs import get_logger
 from instashare.storage import Storage
+
+log = get_logger(__name__)
 
 
 async def provide_document_service(db_session: AsyncSession) -> AsyncIterator[DocumentService]:
@@ -35,6 +41,20 @@ async def _request_body(request: Request[Any, Any, Any]) -> AsyncIterator[bytes]
             yield chunk
     except InternalServerException as exc:  # how Litestar reports a vanished client
         raise ClientDisconnectedException(detail="the client disconnected mid-upload") from exc
+
+
+async def enqueue_after_upload(queue: Queue | None, document_id: UUID, settings: Settings) -> None:
+    """Queue compression of a committed upload; if that fails the recovery job queues it later."""
+    if queue is None:
+        log.warning(
+            "job queue not connected; compression will be queued by recovery",
+            document_id=str(document_id),
+        )
+        return
+    try:
+        await enqueue_compress(queue, document_id, settings)
+    except Exception:
+        log.exception("could not enqueue compression", document_id=str(document_id))
 
 
 class DocumentController(Controller):
@@ -69,6 +89,7 @@ class DocumentController(Controller):
             storage=storage,
             limits=UploadLimits(settings.max_upload_bytes, settings.user_quota_bytes),
         )
+        await enqueue_after_upload(request.app.state.queue, document.id, settings)
         return Response(
             DocumentRead.from_model(document),
             status_code=HTTP_202_ACCEPTED,
@@ -119,6 +140,47 @@ class DocumentController(Controller):
     ) -> DocumentRead:
         document = await documents.rename(document_id, request.user.id, data.name)
         return DocumentRead.from_model(document)
+
+    @get(
+        "/{document_id:uuid}/download",
+        summary="Download a ready document as a ZIP",
+        description=(
+            "A ZIP archive with one entry named after the document's current name holding "
+            "exactly the uploaded bytes. Supports `Range` (206) and `If-None-Match` (304); "
+            "409 with the current `status` while the document is not ready."
+        ),
+    )
+    async def download(
+        self,
+        request: Request[User, Token, State],
+        documents: DocumentService,
+        document_id: UUID,
+    ) -> Response[Any]:
+        document = await documents.get_owned(document_id, request.user.id)
+        if document.status != DocumentStatus.READY:
+            return Response(
+                NotReady(
+                    status_code=HTTP_409_CONFLICT,
+                    detail=f"the document is {document.status.value}, not ready for download",
+                    status=document.status,
+                ),
+                status_code=HTTP_409_CONFLICT,
+            )
+        download = prepare_download(
+            document,
+            request.app.state.storage,
+            range_header=request.headers.get("range"),
+            if_range=request.headers.get("if-range"),
+            if_none_match=request.headers.get("if-none-match"),
+        )
+        if download.body is None:
+            return Response(None, status_code=download.status_code, headers=download.headers)
+        return Stream(
+            download.body,
+            status_code=download.status_code,
+            headers=download.headers,
+            media_type="application/zip",
+        )
 
     @delete("/{document_id:uuid}", status_code=HTTP_204_NO_CONTENT, summary="Delete a document")
     async def delete_document(

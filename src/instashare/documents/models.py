@@ -5,7 +5,7 @@ from datetime import datetime
 from uuid import UUID
 
 from advanced_alchemy.types import DateTimeUTC
-from sqlalchemy import BigInteger, Enum, ForeignKey, Index, String, Text
+from sqlalchemy import BigInteger, Enum, ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from instashare.db import Base
@@ -23,6 +23,12 @@ class Document(Base):
     __table_args__ = (
         # The owner's listing (newest first, id as tie-breaker) is read from this index alone.
         Index("ix_document_owner_id_created_at_id", "owner_id", "created_at", "id"),
+        # The recovery sweep looks only at unfinished documents, a small slice of the table.
+        Index(
+            "ix_document_unfinished_updated_at",
+            "updated_at",
+            postgresql_where=text("status IN ('pending', 'processing')"),
+        ),
     )
 
     owner_id: Mapped[UUID] = mapped_column(ForeignKey("user_account.id", ondelete="CASCADE"))
@@ -46,3 +52,14 @@ class Document(Base):
     compressed_size: Mapped[int | None] = mapped_column(BigInteger, default=None)
     compressed_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
     error: Mapped[str | None] = mapped_column(Text, default=None)
+    # Where the deflate stream sits inside the stored archive and its checksum: enough to serve
+    # the archive under any later name without recompressing (see instashare.zipstream).
+    archive_crc32: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    archive_data_offset: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    archive_data_size: Mapped[int | None] = mapped_column(BigInteger, default=None)
+    # The compression job that holds this document, and until when its claim stands unless
+    # renewed; a claim that has lapsed (its worker died) may be taken over.
+    claim_token: Mapped[UUID | None] = mapped_column(default=None)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(
+        DateTimeUTC(timezone=True), default=None
+    )

@@ -51,3 +51,9 @@ class DocumentPage(msgspec.Struct):
     total: int
     limit: int
     offset: int
+
+
+class NotReady(msgspec.Struct):
+    status_code: int
+    detail: str
+    status: DocumentStatus

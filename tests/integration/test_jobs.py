@@ -1,0 +1,143 @@
+"""The job queue in-process against the test database: enqueue, run, recover, give up."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import httpx
+import pytest
+from saq.job import Job, Status
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from tests.support.api import auth_headers
+from tests.support.documents import uploaded
+
+from instashare.config import Settings
+from instashare.jobs import (
+    COMPRESS,
+    Queue,
+    after_process,
+    enqueue_compress,
+    make_queue,
+    make_worker,
+    recover_stuck_documents,
+)
+
+
+@pytest.fixture
+async def queue(settings: Settings) -> AsyncIterator[Queue]:
+    queue = make_queue(settings)
+    await queue.connect()
+    yield queue
+    await queue.disconnect()
+
+
+async def run_worker_until_idle(queue: Queue, settings: Settings, seconds: float = 8) -> None:
+    worker = make_worker(queue, settings)
+    worker.SIGNALS = []
+    task = asyncio.create_task(worker.start())
+    await asyncio.sleep(seconds)
+    await worker.stop()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def age(engine: AsyncEngine, document_id: str, interval: str = "10 minutes") -> None:
+    async with engine.begin() as connection:
+        await connection.execute(
+            text(f"UPDATE document SET updated_at = now() - interval '{interval}' WHERE id = :id"),
+            {"id": UUID(document_id)},
+        )
+
+
+async def test_a_document_is_queued_once_and_compressed_by_a_worker(
+    client: httpx.AsyncClient, queue: Queue, settings: Settings
+) -> None:
+    headers = await auth_headers(client)
+    document = await uploaded(client, headers, content=b"queued bytes " * 500)
+    document_id = UUID(document["id"])
+    # The API queued it already (its own queue connection); another enqueue is refused.
+    assert await enqueue_compress(queue, document_id, settings) is False
+    job = await queue.job(f"{COMPRESS}:{document_id}")
+    assert job is not None
+    assert job.status == Status.QUEUED
+
+    await run_worker_until_idle(queue, settings, seconds=4)
+    ready = (await client.get(f"/api/documents/{document['id']}", headers=headers)).json()
+    assert ready["status"] == "ready"
+    job = await queue.job(f"{COMPRESS}:{document_id}")
+    assert job is not None
+    assert job.status == Status.COMPLETE
+    assert job.result == "compressed"
+
+
+async def test_recovery_requeues_stuck_documents(
+    client: httpx.AsyncClient,
+    queue: Queue,
+    settings: Settings,
+    engine: AsyncEngine,
+    storage_root: Path,
+) -> None:
+    headers = await auth_headers(client)
+    document = await uploaded(client, headers)
+    key = f"{COMPRESS}:{document['id']}"
+    # As if its enqueue had been lost: no job, and pending for a while.
+    async with engine.begin() as connection:
+        await connection.execute(text("DELETE FROM saq_jobs WHERE key = :key"), {"key": key})
+    await age(engine, document["id"])
+    worker = make_worker(queue, settings)
+    ctx: dict[str, Any] = {"worker": worker, "queue": queue}
+    for startup in worker.startup or []:
+        await startup(ctx)  # type: ignore[arg-type]
+    try:
+        assert await recover_stuck_documents(ctx) >= 1  # type: ignore[arg-type]
+        job = await queue.job(key)
+        assert job is not None
+        assert job.status == Status.QUEUED
+        # A second pass does not queue it twice.
+        before = await queue.count("queued")
+        await recover_stuck_documents(ctx)  # type: ignore[arg-type]
+        assert await queue.count("queued") == before
+    finally:
+        for shutdown in [worker.shutdown] if callable(worker.shutdown) else worker.shutdown or []:
+            await shutdown(ctx)  # type: ignore[arg-type]
+
+
+async def test_a_final_failure_marks_the_document_failed(
+    client: httpx.AsyncClient, queue: Queue, settings: Settings
+) -> None:
+    headers = await auth_headers(client)
+    document = await uploaded(client, headers)
+    worker = make_worker(queue, settings)
+    ctx: dict[str, Any] = {"worker": worker, "queue": queue}
+    for startup in worker.startup or []:
+        await startup(ctx)  # type: ignore[arg-type]
+    try:
+        retrying = Job(COMPRESS, kwargs={"document_id": document["id"]}, status=Status.QUEUED)
+        await after_process({**ctx, "job": retrying})  # type: ignore[typeddict-item]
+        assert (await client.get(f"/api/documents/{document['id']}", headers=headers)).json()[
+            "status"
+        ] == "pending"
+        swept = Job(
+            COMPRESS,
+            kwargs={"document_id": document["id"]},
+            status=Status.ABORTED,
+            error="swept",
+            attempts=3,
+            retries=3,
+        )
+        await after_process({**ctx, "job": swept})  # type: ignore[typeddict-item]
+        failed = (await client.get(f"/api/documents/{document['id']}", headers=headers)).json()
+        assert failed["status"] == "failed"
+        assert failed["error"] == "compression failed: swept"
+        other = Job("recover_stuck_documents", status=Status.FAILED)
+        await after_process({**ctx, "job": other})  # type: ignore[typeddict-item]
+    finally:
+        for shutdown in [worker.shutdown] if callable(worker.shutdown) else worker.shutdown or []:
+            await shutdown(ctx)  # type: ignore[arg-type]
