@@ -117,7 +117,11 @@ class EmbeddedPostgres:
         # PostgreSQL refuses to run as root; run it as the postgres account when we are root.
         if os.geteuid() == 0:
             shutil.chown(self.data_dir.parent, user="postgres")
-            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+            # runuser lives in sbin, which a non-login PATH may lack.
+            runuser = shutil.which("runuser", path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin")
+            if runuser is None:
+                raise DatabaseSetupError("PostgreSQL cannot run as root and runuser is missing")
+            cmd = [runuser, "-u", "postgres", "--", *cmd]
         subprocess.run(cmd, check=True, capture_output=True, timeout=120)  # noqa: S603
 
     def start(self) -> None:
