@@ -111,6 +111,17 @@ async def seed(dsn: str, emails: list[str], per_user: int) -> list[str]:
                 raise RuntimeError(f"no user_account row for {email}")
             ids.append(owner)
         await connection.execute(SEED_SQL, ids[0], ids[1], per_user)
+        # The service keeps per-owner totals beside each insert; rows seeded in bulk need the
+        # same bookkeeping.
+        await connection.execute(
+            """
+            UPDATE user_account AS u
+            SET document_count = t.documents, bytes_used = t.bytes
+            FROM (SELECT owner_id, count(*) AS documents, sum(size) AS bytes
+                  FROM document GROUP BY owner_id) AS t
+            WHERE t.owner_id = u.id
+            """
+        )
         await connection.execute("VACUUM ANALYZE document")
         return [str(owner) for owner in ids]
     finally:
