@@ -149,10 +149,12 @@ async def after_process(ctx: JobContext) -> None:
         return
     # A swept job is ABORTED even when it will be retried; only a non-retryable end is final.
     if job.status == Status.FAILED or (job.status == Status.ABORTED and not job.retryable):
-        lines = (job.error or "").strip().splitlines()
-        error = f"compression failed: {lines[-1] if lines else 'unknown error'}"
+        if job.status == Status.ABORTED:
+            error = "compression failed: the job was interrupted too many times"
+        else:
+            error = f"compression failed after {job.attempts} attempts"
         document_id = UUID((job.kwargs or {})["document_id"])
-        await ctx["compressor"].mark_failed(document_id, error[:1000])
+        await ctx["compressor"].mark_failed(document_id, error)
 
 
 def make_worker(queue: Queue, settings: Settings) -> Worker[JobContext]:
@@ -230,7 +232,10 @@ async def queue_lifespan(app: Litestar) -> AsyncIterator[None]:
             worker = make_worker(queue, settings)
             # The server owns SIGINT/SIGTERM; the worker is stopped from this lifespan instead.
             worker.SIGNALS = []
-            await worker.start()
+            try:
+                await worker.start()
+            except Exception:
+                log.exception("in-process workers stopped; uploads wait for other workers")
 
     task = asyncio.create_task(connect_and_work())
     try:
@@ -239,6 +244,6 @@ async def queue_lifespan(app: Litestar) -> AsyncIterator[None]:
         if worker is not None:
             await worker.stop()
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
+        with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
         await queue.disconnect()

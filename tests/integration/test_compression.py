@@ -264,7 +264,7 @@ async def test_failures_release_the_claim_then_fail_on_the_last_attempt(
         await compressor.run(document_id, last_attempt=True)
     failed = (await client.get(f"/api/documents/{document['id']}", headers=headers)).json()
     assert failed["status"] == "failed"
-    assert failed["error"] == "compression failed: disk on fire"
+    assert failed["error"] == "compression failed: an internal error occurred"
 
 
 async def test_a_missing_original_fails_at_once(

@@ -135,7 +135,7 @@ async def test_a_final_failure_marks_the_document_failed(
         await after_process({**ctx, "job": swept})  # type: ignore[typeddict-item]
         failed = (await client.get(f"/api/documents/{document['id']}", headers=headers)).json()
         assert failed["status"] == "failed"
-        assert failed["error"] == "compression failed: swept"
+        assert failed["error"] == "compression failed: the job was interrupted too many times"
         other = Job("recover_stuck_documents", status=Status.FAILED)
         await after_process({**ctx, "job": other})  # type: ignore[typeddict-item]
     finally:

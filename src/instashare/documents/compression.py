@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from instashare.documents.models import Document, DocumentStatus
 from instashare.logs import get_logger
-from instashare.storage import ObjectNotFoundError, Storage
+from instashare.storage import ObjectNotFoundError, Storage, StorageUnavailableError
 from instashare.zipstream import write_zip
 
 log = get_logger(__name__)
@@ -81,8 +81,15 @@ class Compressor:
             log.warning(
                 "compression attempt failed",
                 document_id=str(document_id),
-                error=_describe(exc),
+                error=repr(exc),
                 final=last_attempt,
+            )
+            raise
+        except BaseException:
+            # Stopped (shutdown, abort): hand the document back at once rather than let the
+            # retry find it still claimed until the lease runs out.
+            await asyncio.shield(
+                self._release(document_id, claim, error="interrupted; will retry", final=False)
             )
             raise
         finally:
@@ -279,5 +286,7 @@ class Compressor:
 
 
 def _describe(exc: Exception) -> str:
-    text = str(exc) or type(exc).__name__
-    return f"compression failed: {text}"[:1000]
+    """What the owner reads: the kind of failure, never internals (those go to the log)."""
+    if isinstance(exc, StorageUnavailableError):
+        return "compression failed: storage was unavailable"
+    return "compression failed: an internal error occurred"
