@@ -16,7 +16,11 @@ from instashare.accounts.security import build_auth
 from instashare.config import Settings, get_settings
 from instashare.db import alchemy_config
 from instashare.documents.controllers import DocumentController
-from instashare.errors import not_authorized_handler, too_many_requests_handler
+from instashare.errors import (
+    UNAVAILABLE_HANDLERS,
+    not_authorized_handler,
+    too_many_requests_handler,
+)
 from instashare.health import health
 from instashare.jobs import queue_lifespan
 from instashare.logs import logging_config, request_logging_config
@@ -50,6 +54,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         exception_handlers={
             NotAuthorizedException: not_authorized_handler,
             TooManyRequestsException: too_many_requests_handler,
+            **UNAVAILABLE_HANDLERS,
         },
         state=State(
             {"settings": settings, "storage": storage_from_settings(settings), "auth": auth}

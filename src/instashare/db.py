@@ -40,4 +40,6 @@ def alchemy_config(settings: Settings) -> SQLAlchemyAsyncConfig:
         before_send_handler="autocommit",
         alembic_config=AlembicAsyncConfig(script_location="migrations"),
         create_all=False,
+        # instashare.errors maps repository errors, telling an outage (503) from a conflict.
+        set_default_exception_handler=False,
     )

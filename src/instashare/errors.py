@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from advanced_alchemy.exceptions import RepositoryError
+from advanced_alchemy.extensions.litestar.exception_handler import exception_to_http_response
 from litestar import Request, Response
 from litestar.exceptions import (
     ClientException,
     HTTPException,
+    InternalServerException,
     NotAuthorizedException,
     TooManyRequestsException,
 )
@@ -18,6 +21,13 @@ from litestar.status_codes import (
     HTTP_413_REQUEST_ENTITY_TOO_LARGE,
     HTTP_503_SERVICE_UNAVAILABLE,
 )
+from litestar.types import ExceptionHandlersMap
+from sqlalchemy import exc as sa_exc
+
+from instashare.logs import get_logger
+from instashare.storage import StorageUnavailableError
+
+log = get_logger(__name__)
 
 
 class ConflictException(ClientException):
@@ -54,3 +64,52 @@ class ClientDisconnectedException(ClientException):
     """The client went away mid-request; nobody reads this answer, but logs stay honest."""
 
     status_code = HTTP_400_BAD_REQUEST
+
+
+# Failures of a dependency rather than of the request: the client may retry later.
+_DATABASE_DOWN = (sa_exc.OperationalError, sa_exc.InterfaceError, OSError, TimeoutError)
+
+
+def _database_down(exc: BaseException | None) -> bool:
+    while exc is not None:
+        if isinstance(exc, _DATABASE_DOWN) or (
+            isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated
+        ):
+            return True
+        exc = exc.__cause__
+    return False
+
+
+def storage_unavailable_handler(
+    request: Request[Any, Any, Any], exc: StorageUnavailableError
+) -> Response[object]:
+    log.warning("storage unavailable", path=request.url.path, error=repr(exc))
+    return create_exception_response(
+        request, ServiceUnavailableException(detail="storage is unavailable; try again later")
+    )
+
+
+def database_unavailable_handler(
+    request: Request[Any, Any, Any], exc: Exception
+) -> Response[object]:
+    if not _database_down(exc):
+        if isinstance(exc, RepositoryError):
+            # advanced-alchemy's own mapping: not found 404, integrity 409, else 500.
+            return exception_to_http_response(request, exc)
+        log.exception("unhandled error", path=request.url.path)
+        return create_exception_response(request, InternalServerException())
+    log.warning("database unavailable", path=request.url.path, error=repr(exc))
+    return create_exception_response(
+        request, ServiceUnavailableException(detail="the database is unavailable; try again later")
+    )
+
+
+UNAVAILABLE_HANDLERS: ExceptionHandlersMap = {
+    StorageUnavailableError: storage_unavailable_handler,
+    RepositoryError: database_unavailable_handler,
+    sa_exc.OperationalError: database_unavailable_handler,
+    sa_exc.InterfaceError: database_unavailable_handler,
+    sa_exc.DBAPIError: database_unavailable_handler,
+    OSError: database_unavailable_handler,
+    TimeoutError: database_unavailable_handler,
+}

@@ -10,7 +10,8 @@ import unicodedata
 from dataclasses import dataclass
 from urllib.parse import quote
 
-_RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE)
+# At most 18 digits: beyond any real size, and never a number too long to convert.
+_RANGE = re.compile(r"^\s*bytes\s*=\s*(\d{0,18})\s*-\s*(\d{0,18})\s*$", re.IGNORECASE)
 
 
 class RangeNotSatisfiableError(ValueError):

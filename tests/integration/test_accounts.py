@@ -121,6 +121,7 @@ async def test_concurrent_duplicate_registrations_create_one_account(
         ({"email": "x" * 100_000 + "@example.com", "password": PASSWORD}, "email"),
         ({"email": unique_email(), "password": PASSWORD, "full_name": "n" * 256}, "full_name"),
         ({"email": unique_email(), "password": PASSWORD, "is_admin": True}, "is_admin"),
+        ({"email": unique_email(), "password": PASSWORD, "full_name": "nul\x00"}, "full_name"),
     ],
 )
 async def test_register_rejects_bad_input(

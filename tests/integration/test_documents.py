@@ -458,3 +458,55 @@ async def test_owner_listing_uses_the_owner_index(engine: AsyncEngine) -> None:
             )
         )
     assert "ix_document_owner_id_created_at_id" in plan
+
+
+async def test_concurrent_deletes_count_once(
+    client: httpx.AsyncClient, headers: dict[str, str], engine: AsyncEngine
+) -> None:
+    documents = [await uploaded(client, headers, content=b"z" * 1000) for _ in range(3)]
+    for document in documents:
+        path = f"/api/documents/{document['id']}"
+        codes = sorted(
+            r.status_code
+            for r in await asyncio.gather(*(client.delete(path, headers=headers) for _ in range(4)))
+        )
+        assert codes == [204, 404, 404, 404]
+    listing = (await client.get("/api/documents", headers=headers)).json()
+    assert listing["total"] == 0
+    me = (await client.get("/api/auth/me", headers=headers)).json()
+    async with engine.connect() as connection:
+        counters = (
+            await connection.execute(
+                text("SELECT document_count, bytes_used FROM user_account WHERE id = :id"),
+                {"id": UUID(me["id"])},
+            )
+        ).one()
+    assert tuple(counters) == (0, 0)
+
+
+async def test_control_characters_in_the_search_are_400(
+    client: httpx.AsyncClient, headers: dict[str, str]
+) -> None:
+    response = await client.get("/api/documents", headers=headers, params={"q": "a\x00b"})
+    assert response.status_code == 400
+    assert "control" in response.json()["detail"]
+
+
+async def test_storage_outage_is_503_and_leaves_no_row(
+    make_settings: Callable[..., Settings],
+    start_server: Callable[[Settings], AbstractContextManager[str]],
+    tmp_path: Path,
+    engine: AsyncEngine,
+) -> None:
+    root = tmp_path / "storage"
+    root.mkdir()
+    with start_server(make_settings(storage_url=root.as_uri())) as url:
+        async with httpx.AsyncClient(base_url=url) as http:
+            headers = await auth_headers(http)
+            before = await count_documents(engine)
+            root.rmdir()
+            root.write_bytes(b"not a directory any more")
+            response = await upload(http, headers)
+            assert response.status_code == 503, response.text
+            assert response.json()["detail"] == "storage is unavailable; try again later"
+            assert await count_documents(engine) == before

@@ -35,6 +35,11 @@ def _dummy_hash() -> str:
     return _hasher().hash("a password nobody has, for unknown e-mail addresses")
 
 
+def _verify_against_dummy(password: str) -> bool:
+    # The dummy hash is made on first use, here in the worker thread, not on the event loop.
+    return _hasher().verify(password, _dummy_hash())
+
+
 async def hash_password(password: str) -> str:
     return await asyncio.to_thread(_limited, _hasher().hash, password)
 
@@ -42,6 +47,6 @@ async def hash_password(password: str) -> str:
 async def verify_password(password: str, hashed: str | None) -> bool:
     """Check a password; with no hash (unknown user) spend the same time and return False."""
     if hashed is None:
-        await asyncio.to_thread(_limited, _hasher().verify, password, _dummy_hash())
+        await asyncio.to_thread(_limited, _verify_against_dummy, password)
         return False
     return await asyncio.to_thread(_limited, _hasher().verify, password, hashed)

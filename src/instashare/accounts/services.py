@@ -10,6 +10,7 @@ from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from email_validator import EmailNotValidError, validate_email
 from litestar.exceptions import NotAuthorizedException, ValidationException
+from sqlalchemy import exc as sa_exc
 
 from instashare.accounts.models import User
 from instashare.accounts.passwords import hash_password, verify_password
@@ -41,6 +42,11 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
     async def register(self, data: UserCreate) -> User:
         email = normalize_email(data.email)
         full_name = data.full_name.strip() if data.full_name else None
+        if full_name and any(ord(c) < 32 or ord(c) == 127 for c in full_name):
+            raise ValidationException(
+                detail="full_name must not contain control characters",
+                extra=[{"key": "full_name", "message": "control characters are not allowed"}],
+            )
         user = User(
             email=email,
             full_name=full_name or None,
@@ -50,7 +56,11 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
             # Only the unique index decides: two concurrent registrations cannot both pass it.
             created: User = await self.repository.add(user, auto_commit=True)
             return created
-        except IntegrityError as exc:  # the unique email index; nothing else can fail here
+        except IntegrityError as exc:
+            # advanced-alchemy wraps every statement error this way; only a real constraint
+            # violation (the unique email index) is a conflict.
+            if not isinstance(exc.__cause__, sa_exc.IntegrityError):
+                raise
             raise ConflictException(detail="an account with this email already exists") from exc
 
     async def authenticate(self, email: str, password: str) -> User:

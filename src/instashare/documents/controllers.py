@@ -9,7 +9,7 @@ from uuid import UUID
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.datastructures import State
 from litestar.di import Provide
-from litestar.exceptions import InternalServerException
+from litestar.exceptions import InternalServerException, ValidationException
 from litestar.params import Parameter
 from litestar.response import Stream
 from litestar.security.jwt import Token
@@ -108,6 +108,11 @@ class DocumentController(Controller):
         order_by: SortField = "created_at",
         sort_order: Literal["asc", "desc"] = "desc",
     ) -> DocumentPage:
+        if q is not None and any(ord(c) < 32 or ord(c) == 127 for c in q):
+            raise ValidationException(
+                detail="q must not contain control characters",
+                extra=[{"key": "q", "message": "control characters are not allowed"}],
+            )
         items, total = await documents.list_owned(
             request.user,
             limit=limit,

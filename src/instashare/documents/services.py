@@ -12,7 +12,7 @@ from advanced_alchemy.filters import LimitOffset, OrderBy, SearchFilter, Stateme
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
 from litestar.exceptions import NotFoundException, ValidationException
-from sqlalchemy import ColumnElement, func, select, update
+from sqlalchemy import ColumnElement, delete, func, select, update
 from uuid_utils.compat import uuid7
 
 from instashare.accounts.models import User
@@ -102,7 +102,9 @@ class DocumentService(SQLAlchemyAsyncRepositoryService[Document]):
                     received.filename = event.filename
                     received.content_type = event.content_type
                     file_bytes = self._file_bytes(events, received, limit, limits, remaining_quota)
-                    await storage.upload(key, file_bytes, content_type=event.content_type)
+                    # Only a well-formed type reaches storage (S3 signs it into the request).
+                    declared = content_type_for(event.content_type, event.filename)
+                    await storage.upload(key, file_bytes, content_type=declared)
                     received.stored = True
                 else:
                     value = await _read_text_field(events)
@@ -264,22 +266,29 @@ class DocumentService(SQLAlchemyAsyncRepositoryService[Document]):
         return updated
 
     async def remove(self, document_id: UUID, owner_id: UUID, storage: Storage) -> None:
-        document = await self.get_owned(document_id, owner_id)
-        keys = {original_key(document.id), document.original_key, document.archive_key}
         session = self.repository.session
-        await session.delete(document)
+        # One statement decides: of two concurrent deletes only one gets the row back, and the
+        # keys come from the row as it is deleted, even if a job recorded an archive meanwhile.
+        deleted = (
+            await session.execute(
+                delete(Document)
+                .where(Document.id == document_id, Document.owner_id == owner_id)
+                .returning(Document.size, Document.original_key, Document.archive_key)
+            )
+        ).one_or_none()
+        if deleted is None:
+            raise NotFoundException(detail="document not found")
+        size, stored_original, stored_archive = deleted
         await session.execute(
             update(User)
             .where(User.id == owner_id)
-            .values(
-                document_count=User.document_count - 1,
-                bytes_used=User.bytes_used - document.size,
-            )
+            .values(document_count=User.document_count - 1, bytes_used=User.bytes_used - size)
             .execution_options(synchronize_session=False)
         )
         await session.commit()
         # A compression job still running for this document finds no row when it finishes and
-        # removes the archive it wrote itself; what is recorded here is removed now.
+        # removes the archive it wrote itself; what was recorded is removed now.
+        keys = {original_key(document_id), stored_original, stored_archive}
         for key in sorted(k for k in keys if k):
             try:
                 await storage.delete(key)
