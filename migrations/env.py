@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from logging.config import fileConfig
 from typing import Any
 
 from alembic import context
@@ -14,6 +15,11 @@ from instashare.config import Settings
 from instashare.models import metadata
 
 config = context.config
+
+# The plain `alembic` command logs its progress ("Running upgrade ..."); a program that runs
+# migrations itself (instashare serve) keeps its own logging and says so.
+if config.config_file_name and config.attributes.get("configure_logger", True):
+    fileConfig(config.config_file_name, disable_existing_loggers=False)
 
 # Tables owned by other software in the same database (the job queue keeps its own schema).
 EXTERNAL_TABLE_PREFIXES = ("saq_",)

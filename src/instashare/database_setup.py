@@ -44,6 +44,21 @@ def create_database_if_missing(database_url: str) -> bool:
         raise DatabaseSetupError(f"DATABASE_URL names no database: {url!r}")
 
     async def create() -> bool:
+        # A managed database may let the service reach only its own database: try it first.
+        try:
+            existing = await asyncpg.connect(
+                host=url.host or "127.0.0.1",
+                port=url.port or 5432,
+                user=url.username or "postgres",
+                password=url.password,
+                database=name,
+                timeout=10,
+            )
+        except asyncpg.InvalidCatalogNameError:
+            pass
+        else:
+            await existing.close()
+            return False
         connection = await asyncpg.connect(
             host=url.host or "127.0.0.1",
             port=url.port or 5432,
@@ -82,7 +97,9 @@ def alembic_config() -> Config:
 def upgrade_to_head(database_url: str) -> None:
     # env.py reads DATABASE_URL, exactly as the plain `alembic` command does.
     os.environ["DATABASE_URL"] = database_url
-    command.upgrade(alembic_config(), "head")
+    config = alembic_config()
+    config.attributes["configure_logger"] = False
+    command.upgrade(config, "head")
 
 
 def find_postgres_binary(name: str) -> str | None:

@@ -137,10 +137,15 @@ async def recover_stuck_documents(ctx: JobContext) -> int:
         log.info("re-enqueued stuck documents", count=requeued)
     for document in await compressor.leftover_originals():
         await compressor.remove_original(document)
-    removed = await compressor.storage.remove_stale_partials(older_than=STALE_PARTIAL_AGE)
+    return requeued
+
+
+async def remove_stale_partials(ctx: JobContext) -> int:
+    """Partial upload files of processes killed mid-upload (local storage only)."""
+    removed = await ctx["compressor"].storage.remove_stale_partials(older_than=STALE_PARTIAL_AGE)
     if removed:
         log.info("removed partial uploads left by dead processes", count=removed)
-    return requeued
+    return removed
 
 
 async def after_process(ctx: JobContext) -> None:
@@ -175,9 +180,13 @@ def make_worker(queue: Queue, settings: Settings) -> Worker[JobContext]:
 
     worker: Worker[JobContext] = Worker(
         queue,
-        functions=[compress, recover_stuck_documents],
+        functions=[compress, recover_stuck_documents, remove_stale_partials],
         concurrency=settings.worker_concurrency,
-        cron_jobs=[CronJob(recover_stuck_documents, cron="* * * * *", timeout=50, retries=1)],
+        cron_jobs=[
+            CronJob(recover_stuck_documents, cron="* * * * *", timeout=50, retries=1),
+            # Walks the whole local store, so hourly rather than with every recovery pass.
+            CronJob(remove_stale_partials, cron="17 * * * *", timeout=3000, retries=1),
+        ],
         startup=startup,
         shutdown=shutdown,
         after_process=after_process,

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import httpx
 import pytest
@@ -26,6 +28,7 @@ from instashare.jobs import (
     make_queue,
     make_worker,
     recover_stuck_documents,
+    remove_stale_partials,
 )
 
 
@@ -104,6 +107,18 @@ async def test_recovery_requeues_stuck_documents(
         before = await queue.count("queued")
         await recover_stuck_documents(ctx)  # type: ignore[arg-type]
         assert await queue.count("queued") == before
+
+        # A partial upload file left by a process killed hours ago is cleared; a fresh one stays.
+        stale = storage_root / "originals" / f".{uuid4()}.0123456789abcdef.part"
+        fresh = storage_root / "originals" / f".{uuid4()}.fedcba9876543210.part"
+        stale.write_bytes(b"half")
+        fresh.write_bytes(b"half")
+        hours_ago = time.time() - 7 * 3600
+        os.utime(stale, (hours_ago, hours_ago))
+        assert await remove_stale_partials(ctx) == 1  # type: ignore[arg-type]
+        assert not stale.exists()
+        assert fresh.exists()
+        fresh.unlink()
     finally:
         for shutdown in [worker.shutdown] if callable(worker.shutdown) else worker.shutdown or []:
             await shutdown(ctx)  # type: ignore[arg-type]
