@@ -172,6 +172,7 @@ def make_worker(queue: Queue, settings: Settings) -> Worker[JobContext]:
             async_sessionmaker(engine, expire_on_commit=False),
             Storage.from_settings(settings.storage_settings()),
             level=settings.compression_level,
+            max_attempts=settings.compress_max_attempts,
             lease=timedelta(seconds=settings.compress_heartbeat_seconds * 3 / 4),
         )
 

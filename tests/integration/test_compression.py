@@ -279,3 +279,58 @@ async def test_a_missing_original_fails_at_once(
     failed = (await client.get(f"/api/documents/{document['id']}", headers=headers)).json()
     assert failed["status"] == "failed"
     assert "missing" in failed["error"]
+
+
+async def test_a_document_that_keeps_killing_its_worker_ends_failed(
+    client: httpx.AsyncClient, headers: dict[str, str], engine: AsyncEngine, settings: Settings
+) -> None:
+    document = await uploaded(client, headers)
+    document_id = UUID(document["id"])
+    compressor = Compressor(
+        async_sessionmaker(engine, expire_on_commit=False),
+        storage_from_settings(settings),
+        level=1,
+        max_attempts=2,
+    )
+    # Two claims taken by workers that died (their leases lapsed): no third attempt.
+    for dead_claim in (3, 4):
+        await set_claim(engine, document_id, UUID(int=dead_claim), "now() - interval '1 minute'")
+        async with engine.begin() as connection:
+            await connection.execute(
+                text(
+                    "UPDATE document SET compress_attempts = compress_attempts + 1 WHERE id = :id"
+                ),
+                {"id": document_id},
+            )
+    assert await compressor.run(document_id, last_attempt=False) == Outcome.FAILED
+    failed = (await client.get(f"/api/documents/{document['id']}", headers=headers)).json()
+    assert failed["status"] == "failed"
+    assert failed["error"] == "compression failed: the job was interrupted too many times"
+
+
+async def test_an_interrupted_attempt_is_handed_back_and_not_counted(
+    client: httpx.AsyncClient, headers: dict[str, str], engine: AsyncEngine, settings: Settings
+) -> None:
+    document = await uploaded(client, headers, content=os.urandom(2_000_000))
+    document_id = UUID(document["id"])
+    storage = storage_from_settings(settings)
+    original_read = storage.read
+    reading = asyncio.Event()
+
+    async def stalled_read(key: str, **kwargs: object) -> AsyncIterator[bytes]:
+        async for chunk in original_read(key, **kwargs):  # type: ignore[arg-type]
+            reading.set()
+            await asyncio.sleep(3600)
+            yield chunk
+
+    storage.read = stalled_read  # type: ignore[method-assign]
+    compressor = Compressor(async_sessionmaker(engine, expire_on_commit=False), storage, level=1)
+    job = asyncio.create_task(compressor.run(document_id, last_attempt=False))
+    await reading.wait()
+    job.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await job
+    handed_back = await row(engine, document["id"])
+    assert handed_back.status == DocumentStatus.PENDING
+    assert handed_back.claim_token is None
+    assert handed_back.compress_attempts == 0

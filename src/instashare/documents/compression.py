@@ -55,11 +55,13 @@ class Compressor:
         storage: Storage,
         *,
         level: int,
+        max_attempts: int = 5,
         lease: timedelta = LEASE,
     ) -> None:
         self.sessions = sessions
         self.storage = storage
         self.level = level
+        self.max_attempts = max_attempts
         self.lease = lease
 
     async def run(
@@ -89,7 +91,7 @@ class Compressor:
             # Stopped (shutdown, abort): hand the document back at once rather than let the
             # retry find it still claimed until the lease runs out.
             await asyncio.shield(
-                self._release(document_id, claim, error="interrupted; will retry", final=False)
+                self._release(document_id, claim, error=None, final=False, refund=True)
             )
             raise
         finally:
@@ -104,6 +106,7 @@ class Compressor:
             update(Document)
             .where(
                 Document.id == document_id,
+                Document.compress_attempts < self.max_attempts,
                 or_(
                     Document.status == DocumentStatus.PENDING,
                     and_(
@@ -116,6 +119,7 @@ class Compressor:
                 status=DocumentStatus.PROCESSING,
                 claim_token=claim,
                 lease_expires_at=now + self.lease,
+                compress_attempts=Document.compress_attempts + 1,
             )
             .returning(Document)
             .execution_options(synchronize_session=False)
@@ -132,6 +136,14 @@ class Compressor:
             await self.remove_original(document)
             return Outcome.ALREADY_READY
         if document.status == DocumentStatus.FAILED:
+            return Outcome.FAILED
+        live_claim = document.status == DocumentStatus.PROCESSING and (
+            document.lease_expires_at is not None and document.lease_expires_at > datetime.now(UTC)
+        )
+        if document.compress_attempts >= self.max_attempts and not live_claim:
+            await self.mark_failed(
+                document_id, "compression failed: the job was interrupted too many times"
+            )
             return Outcome.FAILED
         return Outcome.IN_PROGRESS_ELSEWHERE
 
@@ -219,13 +231,32 @@ class Compressor:
                 .execution_options(synchronize_session=False)
             )
 
-    async def _release(self, document_id: UUID, claim: UUID, *, error: str, final: bool) -> None:
+    async def _release(
+        self,
+        document_id: UUID,
+        claim: UUID,
+        *,
+        error: str | None,
+        final: bool,
+        refund: bool = False,
+    ) -> None:
+        """Give the document back: to be retried, or failed for good.
+
+        ``refund``: the attempt was interrupted (a shutdown), not failed; it does not count.
+        """
         status = DocumentStatus.FAILED if final else DocumentStatus.PENDING
+        attempts = Document.compress_attempts - 1 if refund else Document.compress_attempts
         async with self.sessions() as session, session.begin():
             await session.execute(
                 update(Document)
                 .where(Document.id == document_id, Document.claim_token == claim)
-                .values(status=status, error=error, claim_token=None, lease_expires_at=None)
+                .values(
+                    status=status,
+                    error=error,
+                    claim_token=None,
+                    lease_expires_at=None,
+                    compress_attempts=attempts,
+                )
                 .execution_options(synchronize_session=False)
             )
 

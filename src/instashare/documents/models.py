@@ -5,7 +5,7 @@ from datetime import datetime
 from uuid import UUID
 
 from advanced_alchemy.types import DateTimeUTC
-from sqlalchemy import BigInteger, Enum, ForeignKey, Index, String, Text, text
+from sqlalchemy import BigInteger, Enum, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from instashare.db import Base
@@ -60,6 +60,9 @@ class Document(Base):
     # The compression job that holds this document, and until when its claim stands unless
     # renewed; a claim that has lapsed (its worker died) may be taken over.
     claim_token: Mapped[UUID | None] = mapped_column(default=None)
+    # Claims taken so far. Counted here, not only by the queue: a file that kills its worker
+    # every time would otherwise be retried forever (each recovery starts a fresh job).
+    compress_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     lease_expires_at: Mapped[datetime | None] = mapped_column(
         DateTimeUTC(timezone=True), default=None
     )
