@@ -87,6 +87,14 @@ async def wait_for_status(
         await asyncio.sleep(0.05)
 
 
+async def wait_for_log(process: Process, text: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in process.log():
+        assert process.popen.poll() is None, process.log()
+        assert time.monotonic() < deadline, f"no {text!r} in the log:\n{process.log()}"
+        await asyncio.sleep(0.1)
+
+
 def unzip_single(data: bytes) -> tuple[str, bytes]:
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         assert archive.testzip() is None
@@ -186,6 +194,9 @@ async def test_two_workers_compress_fifty_uploads_exactly_once(
     headers = await auth_headers(client)
     contents = [f"document {i}\n".encode() * (1000 + i * 37) for i in range(50)]
     with worker("a") as first, worker("b") as second:
+        # Both must be up before the work arrives, or the first could take it all.
+        await wait_for_log(first, "workers starting")
+        await wait_for_log(second, "workers starting")
         responses = await asyncio.gather(
             *(upload(client, headers, c, filename=f"doc-{i}.txt") for i, c in enumerate(contents))
         )
