@@ -29,8 +29,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATABASE_URL_BASE = "postgresql+asyncpg://postgres@127.0.0.1:5432"
@@ -202,23 +201,13 @@ def plain_dsn(database_url: str) -> str:
 # The InstaShare server under test
 
 
-class InstaShareServer:
-    """`python -m instashare serve --no-worker` on a free port, a private DB and storage dir."""
+class _ServerProcess:
+    """A server subprocess on a free port, with a scratch directory removed by ``close``."""
 
-    def __init__(
-        self, database_url_base: str, label: str, extra_env: dict[str, str] | None = None
-    ) -> None:
-        self.database_url_base = database_url_base.rstrip("/")
-        _, path_db = _split_url(self.database_url_base)
-        if path_db:
-            raise ValueError("--database-url-base must name no database (it adds its own)")
-        self.database = f"instashare_bench_{label}_{os.getpid()}_{secrets.token_hex(3)}"
-        self.database_url = f"{self.database_url_base}/{self.database}"
+    def __init__(self, label: str) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
-        self.extra_env = extra_env or {}
         self.workdir = Path(tempfile.mkdtemp(prefix=f"instashare-bench-{label}-"))
-        self.storage_dir = self.workdir / "storage"
         self.log_path = self.workdir / "server.log"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -227,7 +216,13 @@ class InstaShareServer:
         assert self.process is not None
         return self.process.pid
 
-    def __enter__(self) -> InstaShareServer:
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
         try:
             self.start()
         except BaseException:
@@ -235,13 +230,25 @@ class InstaShareServer:
             raise
         return self
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def __exit__(self, *_: object) -> None:
         self.close()
+
+
+class InstaShareServer(_ServerProcess):
+    """`python -m instashare serve --no-worker` on a free port, a private DB and storage dir."""
+
+    def __init__(
+        self, database_url_base: str, label: str, extra_env: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(label)
+        self.database_url_base = database_url_base.rstrip("/")
+        _, path_db = _split_url(self.database_url_base)
+        if path_db:
+            raise ValueError("--database-url-base must name no database (it adds its own)")
+        self.database = f"instashare_bench_{label}_{os.getpid()}_{secrets.token_hex(3)}"
+        self.database_url = f"{self.database_url_base}/{self.database}"
+        self.extra_env = extra_env or {}
+        self.storage_dir = self.workdir / "storage"
 
     def environment(self) -> dict[str, str]:
         """The environment of the server; other `instashare` processes on it (workers) too."""
@@ -365,35 +372,18 @@ def bare_upload_app(target_dir: Path) -> Any:
     return app
 
 
-class BareUploadServer:
+class BareUploadServer(_ServerProcess):
     """The baseline app in its own process, served by uvicorn with `instashare serve`'s settings."""
 
     def __init__(self, label: str = "bare") -> None:
-        self.port = free_port()
-        self.base_url = f"http://127.0.0.1:{self.port}"
-        self.workdir = Path(tempfile.mkdtemp(prefix=f"instashare-bench-{label}-"))
-        self.log_path = self.workdir / "server.log"
-        self.process: subprocess.Popen[bytes] | None = None
+        super().__init__(label)
 
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
-    def __enter__(self) -> BareUploadServer:
-        try:
-            (self.workdir / "bodies").mkdir()
-            args = [sys.executable, str(Path(__file__).resolve()), "bare-upload-server"]
-            args += ["--port", str(self.port), "--dir", str(self.workdir / "bodies")]
-            self.process = start_process(args, {**os.environ}, self.log_path)
-            wait_until_serving(f"{self.base_url}/", self.process, self.log_path, timeout=30)
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
+    def start(self) -> None:
+        (self.workdir / "bodies").mkdir()
+        args = [sys.executable, str(Path(__file__).resolve()), "bare-upload-server"]
+        args += ["--port", str(self.port), "--dir", str(self.workdir / "bodies")]
+        self.process = start_process(args, {**os.environ}, self.log_path)
+        wait_until_serving(f"{self.base_url}/", self.process, self.log_path, timeout=30)
 
     def close(self) -> None:
         if self.process is not None:

@@ -67,7 +67,8 @@ class ClientDisconnectedException(ClientException):
 
 
 # Failures of a dependency rather than of the request: the client may retry later.
-_DATABASE_DOWN = (sa_exc.OperationalError, sa_exc.InterfaceError, OSError, TimeoutError)
+# (TimeoutError and the connection errors are OSErrors.)
+_DATABASE_DOWN = (sa_exc.OperationalError, sa_exc.InterfaceError, OSError)
 
 
 def _database_down(exc: BaseException | None) -> bool:
@@ -104,12 +105,10 @@ def database_unavailable_handler(
     )
 
 
+# Handlers apply to subclasses too: DBAPIError covers every driver error SQLAlchemy raises.
 UNAVAILABLE_HANDLERS: ExceptionHandlersMap = {
     StorageUnavailableError: storage_unavailable_handler,
     RepositoryError: database_unavailable_handler,
-    sa_exc.OperationalError: database_unavailable_handler,
-    sa_exc.InterfaceError: database_unavailable_handler,
     sa_exc.DBAPIError: database_unavailable_handler,
     OSError: database_unavailable_handler,
-    TimeoutError: database_unavailable_handler,
 }

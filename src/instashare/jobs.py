@@ -23,7 +23,7 @@ from saq.types import Context, PartialTimersDict
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from instashare.config import Settings
-from instashare.documents.compression import Compressor
+from instashare.documents.compression import INTERRUPTED_TOO_OFTEN, Compressor
 from instashare.logs import configure_logging, get_logger
 from instashare.storage import Storage
 
@@ -155,7 +155,7 @@ async def after_process(ctx: JobContext) -> None:
     # A swept job is ABORTED even when it will be retried; only a non-retryable end is final.
     if job.status == Status.FAILED or (job.status == Status.ABORTED and not job.retryable):
         if job.status == Status.ABORTED:
-            error = "compression failed: the job was interrupted too many times"
+            error = INTERRUPTED_TOO_OFTEN
         else:
             error = f"compression failed after {job.attempts} attempts"
         document_id = UUID((job.kwargs or {})["document_id"])

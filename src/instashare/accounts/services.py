@@ -16,6 +16,7 @@ from instashare.accounts.models import User
 from instashare.accounts.passwords import hash_password, verify_password
 from instashare.accounts.schemas import UserCreate
 from instashare.errors import ConflictException
+from instashare.validation import invalid, reject_control_characters
 
 INVALID_CREDENTIALS = "incorrect email or password"
 
@@ -26,10 +27,7 @@ def normalize_email(email: str) -> str:
     try:
         valid = validate_email(candidate, check_deliverability=False)
     except EmailNotValidError as exc:
-        raise ValidationException(
-            detail=f"invalid email address: {exc}",
-            extra=[{"key": "email", "message": str(exc)}],
-        ) from exc
+        raise invalid("email", str(exc), detail=f"invalid email address: {exc}") from exc
     return valid.normalized.lower()
 
 
@@ -42,11 +40,7 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
     async def register(self, data: UserCreate) -> User:
         email = normalize_email(data.email)
         full_name = data.full_name.strip() if data.full_name else None
-        if full_name and any(ord(c) < 32 or ord(c) == 127 for c in full_name):
-            raise ValidationException(
-                detail="full_name must not contain control characters",
-                extra=[{"key": "full_name", "message": "control characters are not allowed"}],
-            )
+        reject_control_characters("full_name", full_name)
         user = User(
             email=email,
             full_name=full_name or None,

@@ -28,6 +28,7 @@ LEASE = timedelta(seconds=30)
 # Long enough that an upload whose enqueue was lost is not raced; short enough to be "stuck".
 STALE_PENDING_AFTER = timedelta(minutes=2)
 Heartbeat = Callable[[], Awaitable[object]]
+INTERRUPTED_TOO_OFTEN = "compression failed: the job was interrupted too many times"
 
 
 class Outcome(enum.StrEnum):
@@ -141,9 +142,7 @@ class Compressor:
             document.lease_expires_at is not None and document.lease_expires_at > datetime.now(UTC)
         )
         if document.compress_attempts >= self.max_attempts and not live_claim:
-            await self.mark_failed(
-                document_id, "compression failed: the job was interrupted too many times"
-            )
+            await self.mark_failed(document_id, INTERRUPTED_TOO_OFTEN)
             return Outcome.FAILED
         return Outcome.IN_PROGRESS_ELSEWHERE
 

@@ -9,7 +9,7 @@ from uuid import UUID
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.datastructures import State
 from litestar.di import Provide
-from litestar.exceptions import InternalServerException, ValidationException
+from litestar.exceptions import InternalServerException
 from litestar.params import Parameter
 from litestar.response import Stream
 from litestar.security.jwt import Token
@@ -26,6 +26,7 @@ from instashare.errors import ClientDisconnectedException
 from instashare.jobs import Queue, enqueue_compress
 from instashare.logs import get_logger
 from instashare.storage import Storage
+from instashare.validation import reject_control_characters
 
 log = get_logger(__name__)
 
@@ -108,11 +109,7 @@ class DocumentController(Controller):
         order_by: SortField = "created_at",
         sort_order: Literal["asc", "desc"] = "desc",
     ) -> DocumentPage:
-        if q is not None and any(ord(c) < 32 or ord(c) == 127 for c in q):
-            raise ValidationException(
-                detail="q must not contain control characters",
-                extra=[{"key": "q", "message": "control characters are not allowed"}],
-            )
+        reject_control_characters("q", q)
         items, total = await documents.list_owned(
             request.user,
             limit=limit,

@@ -5,14 +5,14 @@ from __future__ import annotations
 import hashlib
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
 from advanced_alchemy.filters import LimitOffset, OrderBy, SearchFilter, StatementFilter
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
 from advanced_alchemy.service import SQLAlchemyAsyncRepositoryService
-from litestar.exceptions import NotFoundException, ValidationException
-from sqlalchemy import ColumnElement, delete, func, select, update
+from litestar.exceptions import NotFoundException
+from sqlalchemy import ColumnElement, Select, delete, func, select, update
 from uuid_utils.compat import uuid7
 
 from instashare.accounts.models import User
@@ -33,6 +33,7 @@ from instashare.documents.names import (
 from instashare.errors import PayloadTooLargeException
 from instashare.logs import get_logger
 from instashare.storage import Storage
+from instashare.validation import invalid
 
 log = get_logger(__name__)
 # Form fields other than the file are small; anything bigger is not a name.
@@ -61,10 +62,6 @@ class _ReceivedFile:
     stored: bool = False
 
 
-def _bad_request(message: str, key: str = "file") -> ValidationException:
-    return ValidationException(detail=message, extra=[{"key": key, "message": message}])
-
-
 class DocumentService(SQLAlchemyAsyncRepositoryService[Document]):
     class Repo(SQLAlchemyAsyncRepository[Document]):
         model_type = Document
@@ -87,7 +84,7 @@ class DocumentService(SQLAlchemyAsyncRepositoryService[Document]):
         if content_length is not None and content_length > limit + MULTIPART_OVERHEAD_ALLOWANCE:
             raise self._too_large(limits, remaining_quota)
 
-        document_id = UUID(str(uuid7()))
+        document_id = uuid7()
         key = original_key(document_id)
         received = _ReceivedFile()
         name_field: str | None = None
@@ -98,7 +95,7 @@ class DocumentService(SQLAlchemyAsyncRepositoryService[Document]):
                     continue
                 if event.filename is not None and event.field_name == "file":
                     if received.stored:
-                        raise _bad_request("send exactly one file per upload")
+                        raise invalid("file", "send exactly one file per upload")
                     received.filename = event.filename
                     received.content_type = event.content_type
                     file_bytes = self._file_bytes(events, received, limit, limits, remaining_quota)
@@ -111,7 +108,7 @@ class DocumentService(SQLAlchemyAsyncRepositoryService[Document]):
                     if event.field_name == "name":
                         name_field = value
             if not received.stored:
-                raise _bad_request("the form has no file in its 'file' field")
+                raise invalid("file", "the form has no file in its 'file' field")
             name = self._choose_name(name_field, received.filename)
             document = Document(
                 id=document_id,
@@ -126,7 +123,7 @@ class DocumentService(SQLAlchemyAsyncRepositoryService[Document]):
             return await self._record(document, owner, limits)
         except MalformedMultipartError as exc:
             await self._discard(storage, key, received)
-            raise _bad_request(str(exc)) from exc
+            raise invalid("file", str(exc)) from exc
         except BaseException:
             # Client errors, disconnects, cancellation, database failures: nothing stays behind.
             await self._discard(storage, key, received)
@@ -205,7 +202,7 @@ class DocumentService(SQLAlchemyAsyncRepositoryService[Document]):
                 message = f"the uploaded file name cannot be used ({exc}); send a 'name' field"
             else:
                 message = str(exc)
-            raise _bad_request(message, key="name") from exc
+            raise invalid("name", message) from exc
 
     async def get_owned(self, document_id: UUID, owner_id: UUID) -> Document:
         document = await self.get_one_or_none(id=document_id, owner_id=owner_id)
@@ -225,34 +222,29 @@ class DocumentService(SQLAlchemyAsyncRepositoryService[Document]):
         order_by: SortField,
         sort_order: Literal["asc", "desc"],
     ) -> tuple[Sequence[Document], int]:
-        filters: list[StatementFilter] = [
+        ordering: list[StatementFilter] = [
             OrderBy(field_name=order_by, sort_order=sort_order),
             # A stable tie-breaker, so pages never repeat or skip rows of equal sort keys.
             OrderBy(field_name="id", sort_order=sort_order),
         ]
-        conditions: list[ColumnElement[bool]] = [Document.owner_id == owner.id]
+        matching: list[StatementFilter | ColumnElement[bool]] = [Document.owner_id == owner.id]
         if status is not None:
-            conditions.append(Document.status == status)
+            matching.append(Document.status == status)
         if q:
-            filters.append(
+            matching.append(
                 SearchFilter(field_name="name", value=q, ignore_case=True, escape_wildcards=True)
             )
         # Page through ids alone (an index-only scan for the default order), then fetch just
         # the rows of the page: deep offsets stay cheap.
-        page_ids = select(Document.id).where(*conditions)
-        for statement_filter in [*filters, LimitOffset(limit=limit, offset=offset)]:
-            page_ids = statement_filter.append_to_statement(page_ids, Document)
-        page = page_ids.subquery()
-        rows = select(Document).join(page, Document.id == page.c.id)
-        for statement_filter in filters[:2]:
-            rows = statement_filter.append_to_statement(rows, Document)
+        page = _filtered(
+            select(Document.id), [*matching, *ordering, LimitOffset(limit=limit, offset=offset)]
+        ).subquery()
+        rows = _filtered(select(Document).join(page, Document.id == page.c.id), ordering)
         items = (await self.repository.session.scalars(rows)).all()
         if status is None and not q:
             total = owner.document_count
         else:
-            counted = select(func.count()).select_from(Document).where(*conditions)
-            for statement_filter in filters[2:]:
-                counted = statement_filter.append_to_statement(counted, Document)
+            counted = _filtered(select(func.count()).select_from(Document), matching)
             total = int(await self.repository.session.scalar(counted) or 0)
         return items, total
 
@@ -261,7 +253,7 @@ class DocumentService(SQLAlchemyAsyncRepositoryService[Document]):
         try:
             document.name = validate_name(raw_name)
         except InvalidNameError as exc:
-            raise _bad_request(str(exc), key="name") from exc
+            raise invalid("name", str(exc)) from exc
         updated: Document = await self.repository.update(document, auto_commit=True)
         return updated
 
@@ -296,6 +288,18 @@ class DocumentService(SQLAlchemyAsyncRepositoryService[Document]):
                 log.exception("could not remove a deleted document's object", key=key)
 
 
+def _filtered(
+    statement: Select[Any], filters: Sequence[StatementFilter | ColumnElement[bool]]
+) -> Select[Any]:
+    """Apply advanced-alchemy filters and plain conditions alike."""
+    for item in filters:
+        if isinstance(item, StatementFilter):
+            statement = item.append_to_statement(statement, Document)
+        else:
+            statement = statement.where(item)
+    return statement
+
+
 async def _read_text_field(events: AsyncIterator[PartStart | PartData | PartEnd]) -> str:
     value = bytearray()
     async for event in events:
@@ -304,8 +308,8 @@ async def _read_text_field(events: AsyncIterator[PartStart | PartData | PartEnd]
         if isinstance(event, PartData):
             value += event.data
             if len(value) > MAX_TEXT_FIELD_BYTES:
-                raise _bad_request("a form field other than 'file' is too large", key="name")
+                raise invalid("name", "a form field other than 'file' is too large")
     try:
         return value.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise _bad_request("form fields must be UTF-8 text", key="name") from exc
+        raise invalid("name", "form fields must be UTF-8 text") from exc
