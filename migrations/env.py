@@ -49,8 +49,11 @@ def _created_on_this_dialect(obj: Any) -> bool:
 
 
 def database_url() -> str:
-    # DATABASE_URL (environment or .env) is the one source of the URL, as for the service.
-    return Settings().database_url
+    # A program that runs migrations itself (instashare serve, the tests) passes the URL it
+    # decided on; the plain `alembic` command reads DATABASE_URL (environment or .env), as the
+    # service does.
+    handed_in: str | None = config.attributes.get("database_url")
+    return handed_in or Settings().database_url
 
 
 CONFIGURE_OPTIONS: dict[str, Any] = {

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any, cast
+
 from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
 from litestar import Litestar
 from litestar.datastructures import State
+from litestar.di import Provide
 from litestar.exceptions import NotAuthorizedException, TooManyRequestsException
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
@@ -12,32 +15,56 @@ from litestar.plugins.structlog import StructlogConfig, StructlogPlugin
 
 from instashare import __version__
 from instashare.accounts.controllers import AuthController
-from instashare.accounts.security import build_auth
+from instashare.accounts.security import AccessTokens, build_auth
 from instashare.config import Settings, get_settings
-from instashare.db import alchemy_config
+from instashare.db import alchemy_config, create_engine
 from instashare.documents.controllers import DocumentController
 from instashare.errors import (
-    UNAVAILABLE_HANDLERS,
+    DEPENDENCY_ERROR_HANDLERS,
     not_authorized_handler,
     too_many_requests_handler,
 )
 from instashare.health import health
-from instashare.jobs import queue_lifespan
 from instashare.logs import logging_config, request_logging_config
 from instashare.ratelimit import STORE_NAME, rate_limit_config, rate_limit_store
 from instashare.storage import Storage
+from instashare.worker.queue import JobQueue
+from instashare.worker.runner import queue_lifespan
 
 
-def storage_from_settings(settings: Settings) -> Storage:
-    return Storage.from_settings(settings.storage_settings())
+def provide_queue(state: State) -> JobQueue | None:
+    """The job queue, or None while it is still connecting (see ``queue_lifespan``)."""
+    return cast("JobQueue | None", state.queue)
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
+    """The whole API, built from ``settings`` (the environment's when not given)."""
     settings = settings or get_settings()
-    alchemy = alchemy_config(settings)
+    alchemy = alchemy_config(create_engine(settings))
     auth = build_auth(settings, alchemy)
+    storage = Storage.from_settings(settings.storage_settings())
+
+    def provide_settings() -> Settings:
+        return settings
+
+    def provide_storage() -> Storage:
+        return storage
+
+    access_tokens = AccessTokens(auth, settings)
+
+    def provide_access_tokens() -> AccessTokens:
+        return access_tokens
+
+    # Handed to handlers as typed parameters (``settings: Settings``), never read from state.
+    dependencies: dict[str, Any] = {
+        "settings": Provide(provide_settings, use_cache=True, sync_to_thread=False),
+        "storage": Provide(provide_storage, use_cache=True, sync_to_thread=False),
+        "access_tokens": Provide(provide_access_tokens, use_cache=True, sync_to_thread=False),
+        "queue": Provide(provide_queue, sync_to_thread=False),
+    }
     return Litestar(
         route_handlers=[health, AuthController, DocumentController],
+        dependencies=dependencies,
         plugins=[
             SQLAlchemyPlugin(config=alchemy),
             StructlogPlugin(
@@ -48,17 +75,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ),
         ],
         on_app_init=[auth.on_app_init],
-        lifespan=[queue_lifespan],
+        lifespan=[queue_lifespan(settings)],
         middleware=[rate_limit_config(settings).middleware],
         stores={STORE_NAME: rate_limit_store(alchemy)},
         exception_handlers={
             NotAuthorizedException: not_authorized_handler,
             TooManyRequestsException: too_many_requests_handler,
-            **UNAVAILABLE_HANDLERS,
+            **DEPENDENCY_ERROR_HANDLERS,
         },
-        state=State(
-            {"settings": settings, "storage": storage_from_settings(settings), "auth": auth}
-        ),
         openapi_config=OpenAPIConfig(
             title="InstaShare",
             version=__version__,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import atexit
-import os
 import sys
 from pathlib import Path
 
@@ -51,20 +50,26 @@ def prepare_database(settings: Settings) -> str:
     return database_url
 
 
-def serve(args: argparse.Namespace) -> int:
+def serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    settings = get_settings()
-    database_url = prepare_database(settings)
-    os.environ["DATABASE_URL"] = database_url
-    if args.no_worker:
-        os.environ["RUN_WORKERS_IN_PROCESS"] = "false"
-    # The app factory reads settings again, now with the values decided above.
-    get_settings.cache_clear()
-    log.info("serving", host=args.host, port=args.port, workers_in_process=not args.no_worker)
+    from instashare.app import create_app
+
+    # The app is built with exactly the values decided here, not re-read from the environment.
+    settings = settings.model_copy(
+        update={
+            "database_url": prepare_database(settings),
+            "run_workers_in_process": settings.run_workers_in_process and not args.no_worker,
+        }
+    )
+    log.info(
+        "serving",
+        host=args.host,
+        port=args.port,
+        workers_in_process=settings.run_workers_in_process,
+    )
     uvicorn.run(
-        "instashare.app:create_app",
-        factory=True,
+        create_app(settings),
         host=args.host,
         port=args.port,
         log_config=None,
@@ -75,10 +80,9 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def worker(_: argparse.Namespace) -> int:
-    from instashare.jobs import run_workers
+def worker(_: argparse.Namespace, settings: Settings) -> int:
+    from instashare.worker.runner import run_workers
 
-    settings = get_settings()
     return run_workers(settings)
 
 
@@ -107,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     configure_logging(settings)
     try:
-        return int(args.handler(args))
+        return int(args.handler(args, settings))
     except DatabaseSetupError as exc:
         print(f"instashare: {exc}", file=sys.stderr)
         return 1

@@ -95,9 +95,9 @@ def alembic_config() -> Config:
 
 
 def upgrade_to_head(database_url: str) -> None:
-    # env.py reads DATABASE_URL, exactly as the plain `alembic` command does.
-    os.environ["DATABASE_URL"] = database_url
     config = alembic_config()
+    # env.py takes the URL from here; the plain `alembic` command gives none, so DATABASE_URL.
+    config.attributes["database_url"] = database_url
     config.attributes["configure_logger"] = False
     command.upgrade(config, "head")
 

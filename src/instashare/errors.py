@@ -66,19 +66,46 @@ class ClientDisconnectedException(ClientException):
     status_code = HTTP_400_BAD_REQUEST
 
 
-# Failures of a dependency rather than of the request: the client may retry later.
-# (TimeoutError and the connection errors are OSErrors.)
-_DATABASE_DOWN = (sa_exc.OperationalError, sa_exc.InterfaceError, OSError)
+# A database that cannot be reached shows up as one of these (TimeoutError and the connection
+# errors are OSErrors; asyncpg raises them unwrapped when it cannot connect).
+_OUTAGE_ERRORS = (sa_exc.OperationalError, sa_exc.InterfaceError)
+# Modules whose OSErrors are the database connection failing, not a fault of ours.
+_DATABASE_DRIVER_MODULES = ("asyncpg", "sqlalchemy")
 
 
-def _database_down(exc: BaseException | None) -> bool:
+def _raised_by_database_driver(exc: OSError) -> bool:
+    traceback = exc.__traceback__
+    while traceback is not None:
+        module = str(traceback.tb_frame.f_globals.get("__name__", ""))
+        if module.split(".", 1)[0] in _DATABASE_DRIVER_MODULES:
+            return True
+        traceback = traceback.tb_next
+    return False
+
+
+def is_database_outage(exc: BaseException | None) -> bool:
+    """Whether ``exc`` (or what caused it) means the database is unreachable right now."""
     while exc is not None:
-        if isinstance(exc, _DATABASE_DOWN) or (
-            isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated
+        if (
+            isinstance(exc, _OUTAGE_ERRORS)
+            or (isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated)
+            or (isinstance(exc, OSError) and _raised_by_database_driver(exc))
         ):
             return True
         exc = exc.__cause__
     return False
+
+
+def _database_unavailable(request: Request[Any, Any, Any], exc: Exception) -> Response[object]:
+    log.warning("database unavailable", path=request.url.path, error=repr(exc))
+    return create_exception_response(
+        request, ServiceUnavailableException(detail="the database is unavailable; try again later")
+    )
+
+
+def _internal_error(request: Request[Any, Any, Any]) -> Response[object]:
+    log.exception("unhandled error", path=request.url.path)
+    return create_exception_response(request, InternalServerException())
 
 
 def storage_unavailable_handler(
@@ -90,25 +117,35 @@ def storage_unavailable_handler(
     )
 
 
-def database_unavailable_handler(
-    request: Request[Any, Any, Any], exc: Exception
+def repository_error_handler(
+    request: Request[Any, Any, Any], exc: RepositoryError
 ) -> Response[object]:
-    if not _database_down(exc):
-        if isinstance(exc, RepositoryError):
-            # advanced-alchemy's own mapping: not found 404, integrity 409, else 500.
-            return exception_to_http_response(request, exc)
-        log.exception("unhandled error", path=request.url.path)
-        return create_exception_response(request, InternalServerException())
-    log.warning("database unavailable", path=request.url.path, error=repr(exc))
-    return create_exception_response(
-        request, ServiceUnavailableException(detail="the database is unavailable; try again later")
-    )
+    """advanced-alchemy's errors: an outage is 503, the rest its own mapping (404, 409, 500)."""
+    if is_database_outage(exc):
+        return _database_unavailable(request, exc)
+    return exception_to_http_response(request, exc)
+
+
+def database_error_handler(
+    request: Request[Any, Any, Any], exc: sa_exc.DBAPIError
+) -> Response[object]:
+    """Driver errors raised outside a repository: an outage is 503, anything else a bug (500)."""
+    if is_database_outage(exc):
+        return _database_unavailable(request, exc)
+    return _internal_error(request)
+
+
+def os_error_handler(request: Request[Any, Any, Any], exc: OSError) -> Response[object]:
+    """The database driver failing to connect is an outage (503); any other OSError is a bug."""
+    if is_database_outage(exc):
+        return _database_unavailable(request, exc)
+    return _internal_error(request)
 
 
 # Handlers apply to subclasses too: DBAPIError covers every driver error SQLAlchemy raises.
-UNAVAILABLE_HANDLERS: ExceptionHandlersMap = {
+DEPENDENCY_ERROR_HANDLERS: ExceptionHandlersMap = {
     StorageUnavailableError: storage_unavailable_handler,
-    RepositoryError: database_unavailable_handler,
-    sa_exc.DBAPIError: database_unavailable_handler,
-    OSError: database_unavailable_handler,
+    RepositoryError: repository_error_handler,
+    sa_exc.DBAPIError: database_error_handler,
+    OSError: os_error_handler,
 }

@@ -6,7 +6,6 @@ import asyncio
 from typing import Any
 
 from litestar import get
-from litestar.datastructures import State
 from litestar.response import Response
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 from sqlalchemy import text
@@ -34,8 +33,7 @@ async def _run_check(name: str, probe: Any) -> str:
 
 
 @get("/health", exclude_from_auth=True, opt={"exclude_from_auth": True}, tags=["health"])
-async def health(db_engine: AsyncEngine, state: State) -> Response[dict[str, Any]]:
-    storage: Storage = state.storage
+async def health(db_engine: AsyncEngine, storage: Storage) -> Response[dict[str, Any]]:
     database, stored = await asyncio.gather(
         _run_check("database", _check_database(db_engine)),
         _run_check("storage", storage.check()),

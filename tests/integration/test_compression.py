@@ -13,14 +13,15 @@ from uuid import UUID
 import httpx
 import pytest
 from sqlalchemy import text, update
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 from tests.support.api import auth_headers
 from tests.support.documents import stored_objects, uploaded
 
-from instashare.app import storage_from_settings
 from instashare.config import Settings
+from instashare.db import session_maker
 from instashare.documents.compression import Compressor, Outcome
 from instashare.models import Document, DocumentStatus
+from instashare.storage import Storage
 
 
 @pytest.fixture
@@ -28,10 +29,18 @@ async def headers(client: httpx.AsyncClient) -> dict[str, str]:
     return await auth_headers(client)
 
 
+def storage_from(settings: Settings) -> Storage:
+    return Storage.from_settings(settings.storage_settings())
+
+
+def compressor_for(settings: Settings, engine: AsyncEngine, storage: Storage) -> Compressor:
+    """Built as the workers build it, with the given (possibly instrumented) storage."""
+    return Compressor.from_settings(settings, session_maker(engine), storage)
+
+
 @pytest.fixture
 def compressor(engine: AsyncEngine, settings: Settings) -> Compressor:
-    sessions = async_sessionmaker(engine, expire_on_commit=False)
-    return Compressor(sessions, storage_from_settings(settings), level=settings.compression_level)
+    return compressor_for(settings, engine, storage_from(settings))
 
 
 async def row(engine: AsyncEngine, document_id: str) -> Document:
@@ -197,7 +206,7 @@ async def test_delete_racing_a_running_job_leaves_no_object(
     document = await uploaded(client, headers, content=os.urandom(3_000_000))
     document_id = UUID(document["id"])
     started, release = asyncio.Event(), asyncio.Event()
-    storage = storage_from_settings(settings)
+    storage = storage_from(settings)
     original_read = storage.read
 
     async def slow_read(key: str, **kwargs: object) -> AsyncIterator[bytes]:
@@ -207,7 +216,7 @@ async def test_delete_racing_a_running_job_leaves_no_object(
             yield chunk
 
     storage.read = slow_read  # type: ignore[method-assign]
-    compressor = Compressor(async_sessionmaker(engine, expire_on_commit=False), storage, level=1)
+    compressor = compressor_for(settings, engine, storage)
     job = asyncio.create_task(compressor.run(document_id, last_attempt=True))
     await started.wait()
     assert (
@@ -247,14 +256,14 @@ async def test_failures_release_the_claim_then_fail_on_the_last_attempt(
 ) -> None:
     document = await uploaded(client, headers)
     document_id = UUID(document["id"])
-    storage = storage_from_settings(settings)
+    storage = storage_from(settings)
 
     async def broken_read(key: str, **kwargs: object) -> AsyncIterator[bytes]:
         raise OSError("disk on fire")
         yield b""  # pragma: no cover
 
     storage.read = broken_read  # type: ignore[method-assign]
-    compressor = Compressor(async_sessionmaker(engine, expire_on_commit=False), storage, level=1)
+    compressor = compressor_for(settings, engine, storage)
     with pytest.raises(OSError, match="disk on fire"):
         await compressor.run(document_id, last_attempt=False)
     retrying = await row(engine, document["id"])
@@ -286,12 +295,8 @@ async def test_a_document_that_keeps_killing_its_worker_ends_failed(
 ) -> None:
     document = await uploaded(client, headers)
     document_id = UUID(document["id"])
-    compressor = Compressor(
-        async_sessionmaker(engine, expire_on_commit=False),
-        storage_from_settings(settings),
-        level=1,
-        max_attempts=2,
-    )
+    settings = settings.model_copy(update={"compress_max_attempts": 2})
+    compressor = compressor_for(settings, engine, storage_from(settings))
     # Two claims taken by workers that died (their leases lapsed): no third attempt.
     for dead_claim in (3, 4):
         await set_claim(engine, document_id, UUID(int=dead_claim), "now() - interval '1 minute'")
@@ -313,7 +318,7 @@ async def test_an_interrupted_attempt_is_handed_back_and_not_counted(
 ) -> None:
     document = await uploaded(client, headers, content=os.urandom(2_000_000))
     document_id = UUID(document["id"])
-    storage = storage_from_settings(settings)
+    storage = storage_from(settings)
     original_read = storage.read
     reading = asyncio.Event()
 
@@ -324,7 +329,7 @@ async def test_an_interrupted_attempt_is_handed_back_and_not_counted(
             yield chunk
 
     storage.read = stalled_read  # type: ignore[method-assign]
-    compressor = Compressor(async_sessionmaker(engine, expire_on_commit=False), storage, level=1)
+    compressor = compressor_for(settings, engine, storage)
     job = asyncio.create_task(compressor.run(document_id, last_attempt=False))
     await reading.wait()
     job.cancel()

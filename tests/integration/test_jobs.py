@@ -20,27 +20,28 @@ from tests.support.api import auth_headers
 from tests.support.documents import uploaded
 
 from instashare.config import Settings
-from instashare.jobs import (
+from instashare.documents.jobs import (
     COMPRESS,
-    Queue,
-    after_process,
     enqueue_compress,
-    make_queue,
-    make_worker,
-    recover_stuck_documents,
+    fail_after_last_attempt,
+    remove_leftover_originals,
     remove_stale_partials,
+    requeue_stuck_documents,
 )
+from instashare.storage import Storage
+from instashare.worker.queue import JobQueue, make_queue
+from instashare.worker.runner import make_worker
 
 
 @pytest.fixture
-async def queue(settings: Settings) -> AsyncIterator[Queue]:
+async def queue(settings: Settings) -> AsyncIterator[JobQueue]:
     queue = make_queue(settings)
     await queue.connect()
     yield queue
     await queue.disconnect()
 
 
-async def run_worker_until_idle(queue: Queue, settings: Settings, seconds: float = 8) -> None:
+async def run_worker_until_idle(queue: JobQueue, settings: Settings, seconds: float = 8) -> None:
     worker = make_worker(queue, settings)
     worker.SIGNALS = []
     task = asyncio.create_task(worker.start())
@@ -49,6 +50,20 @@ async def run_worker_until_idle(queue: Queue, settings: Settings, seconds: float
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+@contextlib.asynccontextmanager
+async def job_context(queue: JobQueue, settings: Settings) -> AsyncIterator[dict[str, Any]]:
+    """The context a worker hands its jobs, set up and torn down by the worker's own hooks."""
+    worker = make_worker(queue, settings)
+    ctx: dict[str, Any] = {"worker": worker, "queue": queue}
+    for startup in worker.startup or []:
+        await startup(ctx)  # type: ignore[arg-type]
+    try:
+        yield ctx
+    finally:
+        for shutdown in [worker.shutdown] if callable(worker.shutdown) else worker.shutdown or []:
+            await shutdown(ctx)  # type: ignore[arg-type]
 
 
 async def age(engine: AsyncEngine, document_id: str, interval: str = "10 minutes") -> None:
@@ -60,7 +75,7 @@ async def age(engine: AsyncEngine, document_id: str, interval: str = "10 minutes
 
 
 async def test_a_document_is_queued_once_and_compressed_by_a_worker(
-    client: httpx.AsyncClient, queue: Queue, settings: Settings
+    client: httpx.AsyncClient, queue: JobQueue, settings: Settings
 ) -> None:
     headers = await auth_headers(client)
     document = await uploaded(client, headers, content=b"queued bytes " * 500)
@@ -82,7 +97,7 @@ async def test_a_document_is_queued_once_and_compressed_by_a_worker(
 
 async def test_recovery_requeues_stuck_documents(
     client: httpx.AsyncClient,
-    queue: Queue,
+    queue: JobQueue,
     settings: Settings,
     engine: AsyncEngine,
     storage_root: Path,
@@ -94,18 +109,14 @@ async def test_recovery_requeues_stuck_documents(
     async with engine.begin() as connection:
         await connection.execute(text("DELETE FROM saq_jobs WHERE key = :key"), {"key": key})
     await age(engine, document["id"])
-    worker = make_worker(queue, settings)
-    ctx: dict[str, Any] = {"worker": worker, "queue": queue}
-    for startup in worker.startup or []:
-        await startup(ctx)  # type: ignore[arg-type]
-    try:
-        assert await recover_stuck_documents(ctx) >= 1  # type: ignore[arg-type]
+    async with job_context(queue, settings) as ctx:
+        assert await requeue_stuck_documents(ctx) >= 1  # type: ignore[arg-type]
         job = await queue.job(key)
         assert job is not None
         assert job.status == Status.QUEUED
         # A second pass does not queue it twice.
         before = await queue.count("queued")
-        await recover_stuck_documents(ctx)  # type: ignore[arg-type]
+        await requeue_stuck_documents(ctx)  # type: ignore[arg-type]
         assert await queue.count("queued") == before
 
         # A partial upload file left by a process killed hours ago is cleared; a fresh one stays.
@@ -119,23 +130,44 @@ async def test_recovery_requeues_stuck_documents(
         assert not stale.exists()
         assert fresh.exists()
         fresh.unlink()
-    finally:
-        for shutdown in [worker.shutdown] if callable(worker.shutdown) else worker.shutdown or []:
-            await shutdown(ctx)  # type: ignore[arg-type]
 
 
-async def test_a_final_failure_marks_the_document_failed(
-    client: httpx.AsyncClient, queue: Queue, settings: Settings
+async def test_originals_left_behind_by_compression_are_removed(
+    client: httpx.AsyncClient, queue: JobQueue, settings: Settings, engine: AsyncEngine
 ) -> None:
     headers = await auth_headers(client)
     document = await uploaded(client, headers)
-    worker = make_worker(queue, settings)
-    ctx: dict[str, Any] = {"worker": worker, "queue": queue}
-    for startup in worker.startup or []:
-        await startup(ctx)  # type: ignore[arg-type]
-    try:
+    original = f"originals/{document['id']}"
+    storage = Storage.from_settings(settings.storage_settings())
+    assert await storage.exists(original)
+    # As if a job had recorded the archive, then died before removing the original.
+    async with engine.begin() as connection:
+        await connection.execute(
+            text("UPDATE document SET status = 'ready' WHERE id = :id"),
+            {"id": UUID(document["id"])},
+        )
+    async with job_context(queue, settings) as ctx:
+        # Too recent: its job may still be about to remove it.
+        assert await remove_leftover_originals(ctx) == 0  # type: ignore[arg-type]
+        await age(engine, document["id"])
+        assert await remove_leftover_originals(ctx) == 1  # type: ignore[arg-type]
+        assert await remove_leftover_originals(ctx) == 0  # type: ignore[arg-type]
+    assert not await storage.exists(original)
+    async with engine.connect() as connection:
+        key = await connection.scalar(
+            text("SELECT original_key FROM document WHERE id = :id"), {"id": UUID(document["id"])}
+        )
+    assert key is None
+
+
+async def test_a_final_failure_marks_the_document_failed(
+    client: httpx.AsyncClient, queue: JobQueue, settings: Settings
+) -> None:
+    headers = await auth_headers(client)
+    document = await uploaded(client, headers)
+    async with job_context(queue, settings) as ctx:
         retrying = Job(COMPRESS, kwargs={"document_id": document["id"]}, status=Status.QUEUED)
-        await after_process({**ctx, "job": retrying})  # type: ignore[typeddict-item]
+        await fail_after_last_attempt({**ctx, "job": retrying})  # type: ignore[typeddict-item]
         assert (await client.get(f"/api/documents/{document['id']}", headers=headers)).json()[
             "status"
         ] == "pending"
@@ -147,12 +179,9 @@ async def test_a_final_failure_marks_the_document_failed(
             attempts=3,
             retries=3,
         )
-        await after_process({**ctx, "job": swept})  # type: ignore[typeddict-item]
+        await fail_after_last_attempt({**ctx, "job": swept})  # type: ignore[typeddict-item]
         failed = (await client.get(f"/api/documents/{document['id']}", headers=headers)).json()
         assert failed["status"] == "failed"
         assert failed["error"] == "compression failed: the job was interrupted too many times"
-        other = Job("recover_stuck_documents", status=Status.FAILED)
-        await after_process({**ctx, "job": other})  # type: ignore[typeddict-item]
-    finally:
-        for shutdown in [worker.shutdown] if callable(worker.shutdown) else worker.shutdown or []:
-            await shutdown(ctx)  # type: ignore[arg-type]
+        other = Job("requeue_stuck_documents", status=Status.FAILED)
+        await fail_after_last_attempt({**ctx, "job": other})  # type: ignore[typeddict-item]

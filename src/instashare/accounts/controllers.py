@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import timedelta
 from typing import Any
 
 import msgspec
@@ -12,14 +11,14 @@ from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import SerializationException, ValidationException
-from litestar.security.jwt import OAuth2PasswordBearerAuth, Token
+from litestar.security.jwt import Token
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from instashare.accounts.models import User
 from instashare.accounts.schemas import AccessToken, Credentials, UserCreate, UserRead
+from instashare.accounts.security import AccessTokens
 from instashare.accounts.services import UserService, user_fields
-from instashare.config import Settings
 
 
 async def provide_user_service(db_session: AsyncSession) -> AsyncIterator[UserService]:
@@ -62,14 +61,15 @@ class AuthController(Controller):
             "(`application/x-www-form-urlencoded` with `username` and `password`)."
         ),
     )
-    async def login(self, request: Request[Any, Any, State], users: UserService) -> AccessToken:
+    async def login(
+        self,
+        request: Request[Any, Any, State],
+        users: UserService,
+        access_tokens: AccessTokens,
+    ) -> AccessToken:
         credentials = await read_credentials(request)
         user = await users.authenticate(credentials.email, credentials.password)
-        settings: Settings = request.app.state.settings
-        auth: OAuth2PasswordBearerAuth[User, Token] = request.app.state.auth
-        lifetime = timedelta(seconds=settings.access_token_ttl_seconds)
-        token = auth.create_token(identifier=str(user.id), token_expiration=lifetime)
-        return AccessToken(access_token=token, expires_in=settings.access_token_ttl_seconds)
+        return access_tokens.issue(user)
 
     @get("/me", summary="The current user")
     async def me(self, request: Request[User, Token, Any]) -> UserRead:

@@ -11,6 +11,7 @@ from litestar.connection import ASGIConnection
 from litestar.security.jwt import OAuth2PasswordBearerAuth, Token
 
 from instashare.accounts.models import User
+from instashare.accounts.schemas import AccessToken
 from instashare.accounts.services import UserService
 from instashare.config import Settings
 
@@ -42,3 +43,15 @@ def build_auth(
         exclude_http_methods=["OPTIONS"],
         description="Log in at /api/auth/login, then send `Authorization: Bearer <token>`.",
     )
+
+
+class AccessTokens:
+    """Issues the bearer tokens that ``auth`` verifies (a plain class, so it can be injected)."""
+
+    def __init__(self, auth: OAuth2PasswordBearerAuth[User, Token], settings: Settings) -> None:
+        self._auth = auth
+        self._lifetime = timedelta(seconds=settings.access_token_ttl_seconds)
+
+    def issue(self, user: User) -> AccessToken:
+        token = self._auth.create_token(identifier=str(user.id), token_expiration=self._lifetime)
+        return AccessToken(access_token=token, expires_in=int(self._lifetime.total_seconds()))

@@ -18,13 +18,13 @@ from uuid import UUID, uuid4
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from instashare.config import Settings
 from instashare.documents.models import Document, DocumentStatus
 from instashare.logs import get_logger
 from instashare.storage import ObjectNotFoundError, Storage, StorageUnavailableError
 from instashare.zipstream import write_zip
 
 log = get_logger(__name__)
-LEASE = timedelta(seconds=30)
 # Long enough that an upload whose enqueue was lost is not raced; short enough to be "stuck".
 STALE_PENDING_AFTER = timedelta(minutes=2)
 Heartbeat = Callable[[], Awaitable[object]]
@@ -56,14 +56,28 @@ class Compressor:
         storage: Storage,
         *,
         level: int,
-        max_attempts: int = 5,
-        lease: timedelta = LEASE,
+        max_attempts: int,
+        lease: timedelta,
     ) -> None:
         self.sessions = sessions
         self.storage = storage
         self.level = level
         self.max_attempts = max_attempts
         self.lease = lease
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, sessions: async_sessionmaker[AsyncSession], storage: Storage
+    ) -> Compressor:
+        """The compressor every worker (and test) uses: level, attempts and lease from settings."""
+        return cls(
+            sessions,
+            storage,
+            level=settings.compression_level,
+            max_attempts=settings.compress_max_attempts,
+            # Renewed every quarter lease; expires well before SAQ's heartbeat gives up on the job.
+            lease=timedelta(seconds=settings.compress_heartbeat_seconds * 3 / 4),
+        )
 
     async def run(
         self, document_id: UUID, *, last_attempt: bool, heartbeat: Heartbeat | None = None

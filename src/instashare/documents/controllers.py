@@ -19,16 +19,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from instashare.accounts.models import User
 from instashare.config import Settings
 from instashare.documents.downloads import prepare_download
+from instashare.documents.jobs import enqueue_after_upload
 from instashare.documents.models import DocumentStatus
 from instashare.documents.schemas import DocumentPage, DocumentRead, DocumentRename, NotReady
 from instashare.documents.services import DocumentService, SortField, UploadLimits
 from instashare.errors import ClientDisconnectedException
-from instashare.jobs import Queue, enqueue_compress
-from instashare.logs import get_logger
 from instashare.storage import Storage
 from instashare.validation import reject_control_characters
-
-log = get_logger(__name__)
+from instashare.worker.queue import JobQueue
 
 
 async def provide_document_service(db_session: AsyncSession) -> AsyncIterator[DocumentService]:
@@ -42,20 +40,6 @@ async def _request_body(request: Request[Any, Any, Any]) -> AsyncIterator[bytes]
             yield chunk
     except InternalServerException as exc:  # how Litestar reports a vanished client
         raise ClientDisconnectedException(detail="the client disconnected mid-upload") from exc
-
-
-async def enqueue_after_upload(queue: Queue | None, document_id: UUID, settings: Settings) -> None:
-    """Queue compression of a committed upload; if that fails the recovery job queues it later."""
-    if queue is None:
-        log.warning(
-            "job queue not connected; compression will be queued by recovery",
-            document_id=str(document_id),
-        )
-        return
-    try:
-        await enqueue_compress(queue, document_id, settings)
-    except Exception:
-        log.exception("could not enqueue compression", document_id=str(document_id))
 
 
 class DocumentController(Controller):
@@ -79,9 +63,10 @@ class DocumentController(Controller):
         self,
         request: Request[User, Token, State],
         documents: DocumentService,
+        settings: Settings,
+        storage: Storage,
+        queue: JobQueue | None,
     ) -> Response[DocumentRead]:
-        settings: Settings = request.app.state.settings
-        storage: Storage = request.app.state.storage
         document = await documents.upload(
             request.user,
             _request_body(request),
@@ -90,7 +75,7 @@ class DocumentController(Controller):
             storage=storage,
             limits=UploadLimits(settings.max_upload_bytes, settings.user_quota_bytes),
         )
-        await enqueue_after_upload(request.app.state.queue, document.id, settings)
+        await enqueue_after_upload(queue, document.id, settings)
         return Response(
             DocumentRead.from_model(document),
             status_code=HTTP_202_ACCEPTED,
@@ -156,6 +141,7 @@ class DocumentController(Controller):
         self,
         request: Request[User, Token, State],
         documents: DocumentService,
+        storage: Storage,
         document_id: UUID,
     ) -> Response[Any]:
         document = await documents.get_owned(document_id, request.user.id)
@@ -170,7 +156,7 @@ class DocumentController(Controller):
             )
         download = prepare_download(
             document,
-            request.app.state.storage,
+            storage,
             range_header=request.headers.get("range"),
             if_range=request.headers.get("if-range"),
             if_none_match=request.headers.get("if-none-match"),
@@ -186,6 +172,10 @@ class DocumentController(Controller):
 
     @delete("/{document_id:uuid}", status_code=HTTP_204_NO_CONTENT, summary="Delete a document")
     async def delete_document(
-        self, request: Request[User, Token, State], documents: DocumentService, document_id: UUID
+        self,
+        request: Request[User, Token, State],
+        documents: DocumentService,
+        storage: Storage,
+        document_id: UUID,
     ) -> None:
-        await documents.remove(document_id, request.user.id, request.app.state.storage)
+        await documents.remove(document_id, request.user.id, storage)
