@@ -40,16 +40,16 @@ __all__ = [
     "write_zip",
 ]
 
-# ISA-L's strongest level (it only has 0-3). With benchmarks/compress.py (75% log-like text, 25%
-# random) it is ~5-6% larger than Info-ZIP `zip -6` at 6-7x its speed; levels 1-2 are barely
-# faster but 2-3 points larger. On pure text the gap widens to ~11%: ISA-L buys its speed with
-# shallower match searches, and no ISA-L level closes that.
+# ISA-L's strongest level (it only has 0-3). Measured with benchmarks/compress.py, it stays a few
+# percent larger than Info-ZIP `zip -6` at several times its speed; levels 1-2 are barely faster
+# but larger. On pure text the gap is wider: ISA-L buys its speed with shallower match searches,
+# and no ISA-L level closes that. Figures in benchmarks/README.md.
 DEFAULT_LEVEL = 3
 
 # zlib-style memLevel; python-isal maps it to the size of ISA-L's level buffer. A smaller buffer
 # ends deflate blocks sooner, so Huffman tables re-adapt where content shifts (text <-> binary):
-# measured ~0.4-0.5% smaller output on mixed and binary data, no change on plain text, no
-# noticeable speed cost. The default (8) was measurably worse; 2-5 were equivalent.
+# measured smaller output on mixed and binary data, no change on plain text, no noticeable speed
+# cost. The default (8) was measurably worse; 2-5 were equivalent (benchmarks/README.md).
 _MEM_LEVEL = 3
 
 # Compressed output is gathered into pieces at least this large before reaching the sink:
