@@ -1,6 +1,6 @@
 """Compare instashare.zipstream.write_zip with Info-ZIP `zip -6` on a mixed file.
 
-    uv run python benchmarks/compress.py [--mib 200] [--level 3] [--chunk-mib 8]
+    uv run python -m benchmarks.compress [--mib 200] [--level 3] [--chunk-mib 8] [--seed 1234]
 
 The input is 75% log-like text (compresses ~3.5x on its own) and 25% random bytes, interleaved
 in 1 MiB blocks, generated from a fixed seed in a temporary directory that is removed afterwards.
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import itertools
 import random
 import shutil
 import subprocess
@@ -23,6 +22,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 
+from benchmarks.generated_text import made_up_words
 from instashare.zipstream import DEFAULT_LEVEL, write_zip
 
 MIB = 1 << 20
@@ -34,16 +34,8 @@ TARGET_SIZE_RATIO = 1.06
 def generate(path: Path, mib: int, seed: int) -> None:
     """Write `mib` MiB of mixed data, one 1 MiB block at a time (constant memory)."""
     rng = random.Random(seed)
-    # A Zipf-ish vocabulary of made-up words with English-like letter frequencies: real log text
-    # has a few very common tokens and a long tail, which is what gives ~3-4x with deflate.
-    letters = "etaoinshrdlucmfwypvbgkjqxz"
-    frequencies = [12, 9, 8, 8, 7, 7, 6, 6, 6, 4, 4, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1, 1]
-    letter_weights = list(itertools.accumulate(frequencies))
-    words = [
-        "".join(rng.choices(letters, cum_weights=letter_weights, k=rng.randint(2, 9)))
-        for _ in range(3000)
-    ]
-    word_weights = list(itertools.accumulate(1 / (i + 1) for i in range(len(words))))
+    # Log lines of made-up words: ~3-4x with deflate, as real log text.
+    words, word_weights = made_up_words(rng, 3000)
     levels = ["DEBUG", "INFO", "INFO", "INFO", "WARN", "ERROR"]
     routes = ["/api/v1/files", "/api/v1/files/{id}", "/api/v1/login", "/healthz", "/download"]
 
@@ -84,7 +76,9 @@ async def run_write_zip(source: Path, target: Path, level: int, chunk: int) -> N
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.compress", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--mib", type=int, default=200, help="input size in MiB (default 200)")
     parser.add_argument("--level", type=int, default=DEFAULT_LEVEL, help="ISA-L level 0-3")
     parser.add_argument("--chunk-mib", type=int, default=8, help="input chunk size in MiB")

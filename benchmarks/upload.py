@@ -1,14 +1,15 @@
 """Upload one large file through a real InstaShare server and compare with a bare streaming server.
 
-    uv run python benchmarks/upload.py [--size-mib 1024] [--runs 3] [--chunk-kib 1024]
-                                       [--database-url-base URL]
+    uv run python -m benchmarks.upload [--size-mib 1024] [--runs 3] [--chunk-kib 1024]
+                                       [--skip-baseline] [--database-url-base URL]
 
 A file of random bytes is generated in a temporary directory (its sha256 computed on the way).
 It is then POSTed as `multipart/form-data` (field `file`), streamed from disk by the client with a
 Content-Length, to
 
-  1. a bare raw-ASGI app under uvicorn (same uvicorn settings as `instashare serve`) that appends
-     the body chunks to a file: no parsing, no hashing - the baseline;
+  1. a bare raw-ASGI app (benchmarks/bare_upload.py) under uvicorn (same uvicorn settings as
+     `instashare serve`) that appends the body chunks to a file: no parsing, no hashing - the
+     baseline;
   2. `instashare serve --no-worker` on a private database and a temporary storage directory.
 
 Both servers run side by side; each gets `--runs` uploads, interleaved, with dirty pages written
@@ -27,6 +28,7 @@ import hashlib
 import os
 import resource
 import secrets
+import shutil
 import statistics
 import sys
 import tempfile
@@ -37,13 +39,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from tests.support.processes import start_process, wait_until_serving
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _support import (
-    DEFAULT_DATABASE_URL_BASE,
+from benchmarks.support import (
     MIB,
-    BareUploadServer,
+    STOP_TIMEOUT,
     InstaShareServer,
+    ServerProcess,
+    add_database_url_base_argument,
     cpu_seconds,
     mib,
     proc_status,
@@ -73,6 +76,30 @@ class Result:
     @property
     def mb_per_s(self) -> float:
         return self.size / self.seconds / 1e6
+
+
+class BareUploadServer(ServerProcess):
+    """The baseline app (benchmarks.bare_upload) in its own process, served by uvicorn with
+    `instashare serve`'s settings."""
+
+    def __init__(self, label: str = "bare") -> None:
+        super().__init__(label)
+
+    def start(self) -> None:
+        (self.workdir / "bodies").mkdir()
+        args = [sys.executable, "-m", "benchmarks.bare_upload"]
+        args += ["--port", str(self.port), "--dir", str(self.workdir / "bodies")]
+        self.process = start_process(args, {}, self.log_path, die_with_parent=True)
+        wait_until_serving(f"{self.base_url}/", self.process, timeout=30)
+
+    def close(self) -> None:
+        if self.process is not None:
+            self.process.stop(STOP_TIMEOUT)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def clear_bodies(self) -> None:
+        for path in (self.workdir / "bodies").iterdir():
+            path.unlink()
 
 
 def generate(path: Path, size: int) -> str:
@@ -193,6 +220,7 @@ def print_result(result: Result) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.upload",
         description=__doc__.strip().splitlines()[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -201,11 +229,7 @@ def main() -> int:
         "--runs", type=int, default=3, help="uploads per server, interleaved; the median is used"
     )
     parser.add_argument("--chunk-kib", type=int, default=1024, help="client read/send block")
-    parser.add_argument(
-        "--database-url-base",
-        default=DEFAULT_DATABASE_URL_BASE,
-        help="PostgreSQL server URL without a database; a bench database is created and dropped",
-    )
+    add_database_url_base_argument(parser)
     parser.add_argument("--skip-baseline", action="store_true", help="measure InstaShare only")
     args = parser.parse_args()
     if args.size_mib < 1 or args.runs < 1 or args.chunk_kib < 1:

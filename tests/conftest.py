@@ -13,6 +13,7 @@ from instashare.app import create_app
 from instashare.config import Settings
 from instashare.database_setup import upgrade_to_head
 from tests.s3_server import MotoS3, moto_s3_server
+from tests.support.api import auth_headers
 from tests.support.database import test_database
 from tests.support.server import running_server
 
@@ -89,6 +90,12 @@ def start_server() -> Callable[[Settings], AbstractContextManager[str]]:
 async def client(server_url: str) -> AsyncIterator[httpx.AsyncClient]:
     async with httpx.AsyncClient(base_url=server_url, timeout=30) as http:
         yield http
+
+
+@pytest.fixture
+async def headers(client: httpx.AsyncClient) -> dict[str, str]:
+    """The bearer header of a fresh account, one per test."""
+    return await auth_headers(client)
 
 
 @pytest.fixture(scope="session")

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import io
 import json
 import os
 import time
-import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
@@ -18,9 +16,9 @@ import httpx
 import pytest
 from tests.support.api import auth_headers
 from tests.support.database import scratch_database
-from tests.support.documents import upload
-from tests.support.processes import Process, instashare, wait_until_healthy
-from tests.support.server import free_port
+from tests.support.documents import unzip_single, upload
+from tests.support.ports import free_port
+from tests.support.processes import Process, instashare, wait_until_serving
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -52,7 +50,7 @@ def api(environment: dict) -> Iterator[str]:
     base = f"http://127.0.0.1:{port}"
     log = Path(environment["_ROOT"]) / "api.log"
     with instashare(["serve", "--port", str(port), "--no-worker"], environment, log) as server:
-        wait_until_healthy(base, server)
+        wait_until_serving(f"{base}/health", server)
         yield base
 
 
@@ -93,13 +91,6 @@ async def wait_for_log(process: Process, text: str, timeout: float = 60) -> None
         assert process.popen.poll() is None, process.log()
         assert time.monotonic() < deadline, f"no {text!r} in the log:\n{process.log()}"
         await asyncio.sleep(0.1)
-
-
-def unzip_single(data: bytes) -> tuple[str, bytes]:
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        assert archive.testzip() is None
-        [entry] = archive.infolist()
-        return entry.filename, archive.read(entry)
 
 
 def compressed_events(*workers: Process) -> Counter[str]:

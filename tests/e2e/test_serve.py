@@ -12,10 +12,8 @@ from pathlib import Path
 import httpx
 from sqlalchemy.engine import make_url
 from tests.support.database import drop_database
-from tests.support.processes import Process, instashare, wait_until_healthy
-from tests.support.server import free_port
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.ports import free_port
+from tests.support.processes import ROOT, Process, instashare, wait_until_serving
 
 
 def test_serve_creates_and_migrates_the_database_then_serves_with_workers(
@@ -38,7 +36,7 @@ def test_serve_creates_and_migrates_the_database_then_serves_with_workers(
 
 
 def serve_and_compress(base: str, process: Process, env: dict[str, str]) -> None:
-    wait_until_healthy(base, process)
+    wait_until_serving(f"{base}/health", process)
     assert httpx.get(f"{base}/health").json()["checks"]["database"] == "ok"
     schema = httpx.get(f"{base}/schema/openapi.json")
     assert schema.status_code == 200

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import io
 import os
-import zipfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from uuid import UUID
@@ -14,19 +12,13 @@ import httpx
 import pytest
 from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
-from tests.support.api import auth_headers
-from tests.support.documents import stored_objects, uploaded
+from tests.support.documents import stored_objects, unzip_single, uploaded
 
 from instashare.config import Settings
 from instashare.db import session_maker
 from instashare.documents.compression import Compressor, Outcome
 from instashare.models import Document, DocumentStatus
 from instashare.storage import Storage
-
-
-@pytest.fixture
-async def headers(client: httpx.AsyncClient) -> dict[str, str]:
-    return await auth_headers(client)
 
 
 def storage_from(settings: Settings) -> Storage:
@@ -60,13 +52,6 @@ async def set_claim(engine: AsyncEngine, document_id: UUID, claim: UUID, expires
                 status=DocumentStatus.PROCESSING, claim_token=claim, lease_expires_at=text(expires)
             )
         )
-
-
-def unzip_single(data: bytes) -> tuple[str, bytes]:
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        assert archive.testzip() is None
-        [entry] = archive.infolist()
-        return entry.filename, archive.read(entry)
 
 
 async def test_compress_then_download_the_exact_bytes(

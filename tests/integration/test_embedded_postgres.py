@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from tests.support.server import free_port
+from tests.support.ports import free_port
 
 from instashare.database_setup import EmbeddedPostgres, create_database_if_missing, upgrade_to_head
 

@@ -4,7 +4,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 
 import httpx
-from tests.support.server import free_port
+from tests.support.ports import free_port
 
 from instashare.config import Settings
 

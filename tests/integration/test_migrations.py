@@ -18,8 +18,7 @@ from pytest_alembic.tests import (  # noqa: F401  (collected as tests)
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 from tests.support.database import scratch_database
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.processes import ROOT
 
 
 @pytest.fixture

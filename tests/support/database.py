@@ -1,4 +1,4 @@
-"""Finding a real PostgreSQL for the test run."""
+"""Finding a real PostgreSQL for the test run; creating and dropping databases on it."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ import asyncpg
 from sqlalchemy.engine import make_url
 
 from instashare.database_setup import EmbeddedPostgres, is_listening
+from tests.support.ports import free_port
 
 DEFAULT_SERVER = ("127.0.0.1", 5432)
 HOW_TO_PROVIDE = (
@@ -39,7 +40,10 @@ async def _admin(url: str, statement: str) -> None:
 
 
 def drop_database(server_url: str, name: str) -> None:
-    asyncio.run(_admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    """Drop database ``name`` on the server of ``server_url`` (any database or none named),
+    closing the connections still open on it."""
+    quoted = '"' + name.replace('"', '""') + '"'
+    asyncio.run(_admin(server_url, f"DROP DATABASE IF EXISTS {quoted} WITH (FORCE)"))
 
 
 @contextmanager
@@ -64,7 +68,7 @@ def test_database(tmp_root: Path) -> Iterator[str]:
             yield url
         return
     if EmbeddedPostgres.available():
-        cluster = EmbeddedPostgres(data_dir=tmp_root / "pg" / "data", port=_free_port())
+        cluster = EmbeddedPostgres(data_dir=tmp_root / "pg" / "data", port=free_port())
         cluster.start()
         try:
             with scratch_database(cluster.url) as url:
@@ -73,11 +77,3 @@ def test_database(tmp_root: Path) -> Iterator[str]:
             cluster.stop()
         return
     raise RuntimeError(HOW_TO_PROVIDE)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

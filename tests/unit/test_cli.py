@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import pytest
-from tests.support.server import free_port
+from tests.support.ports import free_port
 
 from instashare import cli
 from instashare.config import DEVELOPMENT_SECRET_KEY, Settings

@@ -6,7 +6,7 @@ import pytest
 from litestar import Litestar, get
 from litestar.testing import AsyncTestClient
 from sqlalchemy.ext.asyncio import create_async_engine
-from tests.support.server import free_port
+from tests.support.ports import free_port
 
 from instashare.errors import DEPENDENCY_ERROR_HANDLERS, is_database_outage
 
