@@ -36,6 +36,19 @@ def is_listening(host: str, port: int, timeout: float = 1.0) -> bool:
         return False
 
 
+async def connect(database_url: str, *, database: str | None = None) -> asyncpg.Connection:
+    """A plain asyncpg connection to the URL's server: its database, or ``database`` instead."""
+    url = make_url(database_url)
+    return await asyncpg.connect(
+        host=url.host or "127.0.0.1",
+        port=url.port or 5432,
+        user=url.username or "postgres",
+        password=url.password,
+        database=database or url.database,
+        timeout=10,
+    )
+
+
 def create_database_if_missing(database_url: str) -> bool:
     """Create the URL's database through the server's ``postgres`` database; True if created."""
     url = make_url(database_url)
@@ -46,27 +59,13 @@ def create_database_if_missing(database_url: str) -> bool:
     async def create() -> bool:
         # A managed database may let the service reach only its own database: try it first.
         try:
-            existing = await asyncpg.connect(
-                host=url.host or "127.0.0.1",
-                port=url.port or 5432,
-                user=url.username or "postgres",
-                password=url.password,
-                database=name,
-                timeout=10,
-            )
+            existing = await connect(database_url)
         except asyncpg.InvalidCatalogNameError:
             pass
         else:
             await existing.close()
             return False
-        connection = await asyncpg.connect(
-            host=url.host or "127.0.0.1",
-            port=url.port or 5432,
-            user=url.username or "postgres",
-            password=url.password,
-            database="postgres",
-            timeout=10,
-        )
+        connection = await connect(database_url, database="postgres")
         try:
             exists = await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
             if exists:

@@ -9,10 +9,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import asyncpg
 from sqlalchemy.engine import make_url
 
-from instashare.database_setup import EmbeddedPostgres, is_listening
+from instashare.database_setup import EmbeddedPostgres, connect, is_listening
 from tests.support.ports import free_port
 
 DEFAULT_SERVER = ("127.0.0.1", 5432)
@@ -24,15 +23,7 @@ HOW_TO_PROVIDE = (
 
 
 async def _admin(url: str, statement: str) -> None:
-    parsed = make_url(url)
-    connection = await asyncpg.connect(
-        host=parsed.host,
-        port=parsed.port or 5432,
-        user=parsed.username or "postgres",
-        password=parsed.password,
-        database="postgres",
-        timeout=10,
-    )
+    connection = await connect(url, database="postgres")
     try:
         await connection.execute(statement)
     finally:

@@ -6,7 +6,6 @@ import asyncio
 import os
 import random
 import re
-import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 
 from tests.conftest import S3_BUCKET as BUCKET
 from tests.s3_server import MotoS3
+from tests.support.ports import free_port
 
 from instashare.storage import MIB, Storage, StorageSettings
 
@@ -63,17 +63,11 @@ async def read_all(stream: AsyncIterator[bytes]) -> bytes:
     return b"".join([chunk async for chunk in stream])
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def unreachable_s3_storage(**overrides: Any) -> Storage:
     return Storage.from_settings(
         StorageSettings(
             url=f"s3://{BUCKET}",
-            s3_endpoint=f"http://127.0.0.1:{closed_port()}",
+            s3_endpoint=f"http://127.0.0.1:{free_port()}",  # nothing listens there
             s3_access_key_id="testing",
             s3_secret_access_key="testing",
             **overrides,
