@@ -15,6 +15,7 @@ from litestar.plugins.structlog import StructlogConfig, StructlogPlugin
 
 from instashare import __version__
 from instashare.accounts.controllers import AuthController
+from instashare.accounts.principals import PrincipalCache
 from instashare.accounts.security import AccessTokens, build_auth
 from instashare.config import Settings, get_settings
 from instashare.db import alchemy_config, create_engine
@@ -40,8 +41,10 @@ def provide_queue(state: State) -> JobQueue | None:
 def create_app(settings: Settings | None = None) -> Litestar:
     """The whole API, built from ``settings`` (the environment's when not given)."""
     settings = settings or get_settings()
-    alchemy = alchemy_config(create_engine(settings))
-    auth = build_auth(settings, alchemy)
+    engine = create_engine(settings)
+    alchemy = alchemy_config(engine)
+    principals = PrincipalCache(engine, settings.database_url)
+    auth = build_auth(settings, principals)
     storage = Storage.from_settings(settings.storage_settings())
 
     def provide_settings() -> Settings:
@@ -75,7 +78,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ),
         ],
         on_app_init=[auth.on_app_init],
-        lifespan=[queue_lifespan(settings)],
+        lifespan=[lambda _: principals.listening_in_background(), queue_lifespan(settings)],
         middleware=[rate_limit_config(settings).middleware],
         stores={STORE_NAME: rate_limit_store(alchemy)},
         exception_handlers={

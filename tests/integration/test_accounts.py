@@ -6,12 +6,20 @@ import json
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from uuid import UUID
 
 import httpx
 import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
-from tests.support.api import PASSWORD, auth_headers, login, register, unique_email
+from tests.support.api import (
+    PASSWORD,
+    auth_headers,
+    eventually_unauthorized,
+    login,
+    register,
+    unique_email,
+)
 
 from instashare.config import Settings
 
@@ -192,14 +200,18 @@ async def test_token_of_a_deactivated_user_stops_working(
 ) -> None:
     from sqlalchemy import update
 
+    from instashare.accounts.principals import announce_change
     from instashare.models import User
 
     email = unique_email()
-    await register(client, email)
+    user = await register(client, email)
     token = await login(client, email)
+    headers = {"Authorization": f"Bearer {token}"}
+    assert (await client.get("/api/auth/me", headers=headers)).status_code == 200
     async with engine.begin() as connection:
         await connection.execute(update(User).where(User.email == email).values(is_active=False))
-    me = await client.get("/api/auth/me", headers={"Authorization": f"Bearer {token}"})
+        await announce_change(connection, UUID(str(user["id"])))
+    me = await eventually_unauthorized(client, headers)
     assert_error(me, 401)
     relogin = await client.post("/api/auth/login", json={"email": email, "password": PASSWORD})
     assert_error(relogin, 401)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import httpx
@@ -34,3 +35,19 @@ async def auth_headers(client: httpx.AsyncClient) -> dict[str, str]:
     email = unique_email()
     await register(client, email)
     return {"Authorization": f"Bearer {await login(client, email)}"}
+
+
+async def eventually_unauthorized(
+    client: httpx.AsyncClient, headers: dict[str, str], within: float = 5.0
+) -> httpx.Response:
+    """``GET /api/auth/me`` until it answers 401, for changes announced to other processes.
+
+    The announcement reaches every process when the change commits, so this normally answers
+    on the first try; the deadline only absorbs the delivery of the notification.
+    """
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        response = await client.get("/api/auth/me", headers=headers)
+        if response.status_code == 401 or asyncio.get_running_loop().time() > deadline:
+            return response
+        await asyncio.sleep(0.02)

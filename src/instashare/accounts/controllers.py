@@ -15,7 +15,7 @@ from litestar.security.jwt import Token
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from instashare.accounts.models import User
+from instashare.accounts.principals import Principal
 from instashare.accounts.schemas import AccessToken, Credentials, UserCreate, UserRead
 from instashare.accounts.security import AccessTokens
 from instashare.accounts.services import UserService, user_fields
@@ -69,8 +69,8 @@ class AuthController(Controller):
     ) -> AccessToken:
         credentials = await read_credentials(request)
         user = await users.authenticate(credentials.email, credentials.password)
-        return access_tokens.issue(user)
+        return access_tokens.issue(user.id, user.token_version)
 
     @get("/me", summary="The current user")
-    async def me(self, request: Request[User, Token, Any]) -> UserRead:
+    async def me(self, request: Request[Principal, Token, Any]) -> UserRead:
         return UserRead(**user_fields(request.user))

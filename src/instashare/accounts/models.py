@@ -15,6 +15,9 @@ class User(Base):
     full_name: Mapped[str | None] = mapped_column(String(255), default=None)
     hashed_password: Mapped[str] = mapped_column(String(255))
     is_active: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
+    # Carried by every access token; bumping it (password change, sign out everywhere) revokes
+    # the tokens issued before, on every API process (see accounts/principals.py).
+    token_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Kept in step with the owner's documents in the same transactions that add or remove one,
     # so quota checks and list totals never have to count a large collection.
     document_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from typing import Any
-from uuid import UUID
 
 from advanced_alchemy.exceptions import IntegrityError
 from advanced_alchemy.repository import SQLAlchemyAsyncRepository
@@ -14,6 +13,7 @@ from sqlalchemy import exc as sa_exc
 
 from instashare.accounts.models import User
 from instashare.accounts.passwords import hash_password, verify_password
+from instashare.accounts.principals import Principal
 from instashare.accounts.schemas import UserCreate
 from instashare.errors import ConflictException
 from instashare.validation import invalid, reject_control_characters
@@ -68,12 +68,8 @@ class UserService(SQLAlchemyAsyncRepositoryService[User]):
             raise NotAuthorizedException(detail=INVALID_CREDENTIALS)
         return user
 
-    async def get_active(self, user_id: UUID) -> User | None:
-        user = await self.get_one_or_none(id=user_id)
-        return user if user is not None and user.is_active else None
 
-
-def user_fields(user: User) -> dict[str, Any]:
+def user_fields(user: User | Principal) -> dict[str, Any]:
     return {
         "id": user.id,
         "email": user.email,

@@ -16,7 +16,7 @@ from litestar.security.jwt import Token
 from litestar.status_codes import HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT, HTTP_409_CONFLICT
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from instashare.accounts.models import User
+from instashare.accounts.principals import Principal
 from instashare.config import Settings
 from instashare.documents.downloads import prepare_download
 from instashare.documents.jobs import enqueue_after_upload
@@ -61,14 +61,14 @@ class DocumentController(Controller):
     )
     async def upload(
         self,
-        request: Request[User, Token, State],
+        request: Request[Principal, Token, State],
         documents: DocumentService,
         settings: Settings,
         storage: Storage,
         queue: JobQueue | None,
     ) -> Response[DocumentRead]:
         document = await documents.upload(
-            request.user,
+            request.user.id,
             _request_body(request),
             content_type=request.headers.get("content-type", ""),
             content_length=request.content_length,
@@ -85,7 +85,7 @@ class DocumentController(Controller):
     @get("/", summary="List your documents")
     async def list_documents(
         self,
-        request: Request[User, Token, State],
+        request: Request[Principal, Token, State],
         documents: DocumentService,
         limit: Annotated[int, Parameter(ge=1, le=100)] = 20,
         offset: Annotated[int, Parameter(ge=0, le=10_000_000)] = 0,
@@ -96,7 +96,7 @@ class DocumentController(Controller):
     ) -> DocumentPage:
         reject_control_characters("q", q)
         items, total = await documents.list_owned(
-            request.user,
+            request.user.id,
             limit=limit,
             offset=offset,
             status=status,
@@ -113,14 +113,17 @@ class DocumentController(Controller):
 
     @get("/{document_id:uuid}", summary="One of your documents")
     async def get_document(
-        self, request: Request[User, Token, State], documents: DocumentService, document_id: UUID
+        self,
+        request: Request[Principal, Token, State],
+        documents: DocumentService,
+        document_id: UUID,
     ) -> DocumentRead:
         return DocumentRead.from_model(await documents.get_owned(document_id, request.user.id))
 
     @patch("/{document_id:uuid}", summary="Rename a document")
     async def rename(
         self,
-        request: Request[User, Token, State],
+        request: Request[Principal, Token, State],
         documents: DocumentService,
         document_id: UUID,
         data: DocumentRename,
@@ -139,7 +142,7 @@ class DocumentController(Controller):
     )
     async def download(
         self,
-        request: Request[User, Token, State],
+        request: Request[Principal, Token, State],
         documents: DocumentService,
         storage: Storage,
         document_id: UUID,
@@ -173,7 +176,7 @@ class DocumentController(Controller):
     @delete("/{document_id:uuid}", status_code=HTTP_204_NO_CONTENT, summary="Delete a document")
     async def delete_document(
         self,
-        request: Request[User, Token, State],
+        request: Request[Principal, Token, State],
         documents: DocumentService,
         storage: Storage,
         document_id: UUID,

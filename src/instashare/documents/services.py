@@ -70,7 +70,7 @@ class DocumentService(SQLAlchemyAsyncRepositoryService[Document]):
 
     async def upload(
         self,
-        owner: User,
+        owner_id: UUID,
         body: AsyncIterator[bytes],
         *,
         content_type: str,
@@ -79,7 +79,7 @@ class DocumentService(SQLAlchemyAsyncRepositoryService[Document]):
         limits: UploadLimits,
     ) -> Document:
         """Stream the form's ``file`` into storage and record it; all or nothing."""
-        remaining_quota = limits.quota_bytes - owner.bytes_used
+        remaining_quota = limits.quota_bytes - await self._bytes_used(owner_id)
         limit = min(limits.max_upload_bytes, remaining_quota)
         if content_length is not None and content_length > limit + MULTIPART_OVERHEAD_ALLOWANCE:
             raise self._too_large(limits, remaining_quota)
@@ -112,7 +112,7 @@ class DocumentService(SQLAlchemyAsyncRepositoryService[Document]):
             name = self._choose_name(name_field, received.filename)
             document = Document(
                 id=document_id,
-                owner_id=owner.id,
+                owner_id=owner_id,
                 name=name,
                 status=DocumentStatus.PENDING,
                 size=received.size,
@@ -120,7 +120,7 @@ class DocumentService(SQLAlchemyAsyncRepositoryService[Document]):
                 sha256=received.sha256.hexdigest(),
                 original_key=key,
             )
-            return await self._record(document, owner, limits)
+            return await self._record(document, limits)
         except MalformedMultipartError as exc:
             await self._discard(storage, key, received)
             raise invalid("file", str(exc)) from exc
@@ -149,12 +149,18 @@ class DocumentService(SQLAlchemyAsyncRepositoryService[Document]):
                 yield event.data
         raise MalformedMultipartError("the body ended inside the file part")
 
-    async def _record(self, document: Document, owner: User, limits: UploadLimits) -> Document:
+    async def _bytes_used(self, owner_id: UUID) -> int:
+        used = await self.repository.session.scalar(
+            select(User.bytes_used).where(User.id == owner_id)
+        )
+        return int(used or 0)
+
+    async def _record(self, document: Document, limits: UploadLimits) -> Document:
         session = self.repository.session
         # Locking the owner's row serializes their concurrent uploads, so together they stay
         # within quota, and keeps the owner's totals exact.
         used = await session.scalar(
-            select(User.bytes_used).where(User.id == owner.id).with_for_update()
+            select(User.bytes_used).where(User.id == document.owner_id).with_for_update()
         )
         used = int(used or 0)
         if used + document.size > limits.quota_bytes:
@@ -162,7 +168,7 @@ class DocumentService(SQLAlchemyAsyncRepositoryService[Document]):
         session.add(document)
         await session.execute(
             update(User)
-            .where(User.id == owner.id)
+            .where(User.id == document.owner_id)
             .values(
                 document_count=User.document_count + 1,
                 bytes_used=User.bytes_used + document.size,
@@ -213,7 +219,7 @@ class DocumentService(SQLAlchemyAsyncRepositoryService[Document]):
 
     async def list_owned(
         self,
-        owner: User,
+        owner_id: UUID,
         *,
         limit: int,
         offset: int,
@@ -227,7 +233,7 @@ class DocumentService(SQLAlchemyAsyncRepositoryService[Document]):
             # A stable tie-breaker, so pages never repeat or skip rows of equal sort keys.
             OrderBy(field_name="id", sort_order=sort_order),
         ]
-        matching: list[StatementFilter | ColumnElement[bool]] = [Document.owner_id == owner.id]
+        matching: list[StatementFilter | ColumnElement[bool]] = [Document.owner_id == owner_id]
         if status is not None:
             matching.append(Document.status == status)
         if q:
@@ -242,7 +248,11 @@ class DocumentService(SQLAlchemyAsyncRepositoryService[Document]):
         rows = _filtered(select(Document).join(page, Document.id == page.c.id), ordering)
         items = (await self.repository.session.scalars(rows)).all()
         if status is None and not q:
-            total = owner.document_count
+            # Kept in step with the rows by every upload and delete: no need to count them.
+            total = await self.repository.session.scalar(
+                select(User.document_count).where(User.id == owner_id)
+            )
+            total = int(total or 0)
         else:
             counted = _filtered(select(func.count()).select_from(Document), matching)
             total = int(await self.repository.session.scalar(counted) or 0)
