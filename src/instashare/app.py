@@ -27,6 +27,7 @@ from instashare.errors import (
 )
 from instashare.health import health
 from instashare.logs import logging_config, request_logging_config
+from instashare.notifications import Notifications
 from instashare.ratelimit import STORE_NAME, rate_limit_config, rate_limit_store
 from instashare.storage import Storage
 from instashare.worker.queue import JobQueue
@@ -43,7 +44,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
     engine = create_engine(settings)
     alchemy = alchemy_config(engine)
-    principals = PrincipalCache(engine, settings.database_url)
+    notifications = Notifications(settings.database_url)
+    principals = PrincipalCache(engine, notifications)
     auth = build_auth(settings, principals)
     storage = Storage.from_settings(settings.storage_settings())
 
@@ -78,7 +80,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ),
         ],
         on_app_init=[auth.on_app_init],
-        lifespan=[lambda _: principals.listening_in_background(), queue_lifespan(settings)],
+        lifespan=[lambda _: notifications.running(), queue_lifespan(settings)],
         middleware=[rate_limit_config(settings).middleware],
         stores={STORE_NAME: rate_limit_store(alchemy)},
         exception_handlers={

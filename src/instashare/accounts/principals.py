@@ -12,27 +12,20 @@ again.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
-import asyncpg
 import msgspec
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from instashare.accounts.models import User
-from instashare.database_setup import connect
-from instashare.logs import get_logger
+from instashare.notifications import Notifications
 
-log = get_logger(__name__)
 CHANNEL = "instashare_account_changed"
 # Bounds the memory of a process: the most recently seen accounts stay, the rest are re-read.
 MAX_CACHED = 100_000
-RECONNECT_MAX_SECONDS = 30.0
 
 
 class Principal(msgspec.Struct, frozen=True):
@@ -66,21 +59,18 @@ async def announce_change(session: AsyncSession | AsyncConnection, user_id: UUID
 class PrincipalCache:
     """Principals by account id, trusted only while this process listens for changes."""
 
-    def __init__(self, engine: AsyncEngine, database_url: str) -> None:
+    def __init__(self, engine: AsyncEngine, notifications: Notifications) -> None:
         self._engine = engine
-        self._database_url = database_url
+        self._notifications = notifications
         self._principals: dict[UUID, Principal] = {}
-        self._listening = False
         # Bumped by every forget: a row read while it changed may be stale, so is not kept.
         self._generation = 0
-
-    @property
-    def listening(self) -> bool:
-        return self._listening
+        notifications.subscribe(CHANNEL, self._on_announcement, self._forget_everything)
 
     async def get(self, user_id: UUID) -> Principal | None:
         """The account's principal, from memory while listening, else from the database."""
-        if self._listening and (cached := self._principals.get(user_id)) is not None:
+        listening = self._notifications.listening
+        if listening and (cached := self._principals.get(user_id)) is not None:
             return cached
         generation = self._generation
         async with self._engine.connect() as connection:
@@ -90,7 +80,7 @@ class PrincipalCache:
         if row is None:
             return None
         principal = Principal(*row)
-        if self._listening and generation == self._generation:
+        if listening and generation == self._generation and self._notifications.listening:
             if len(self._principals) >= MAX_CACHED:
                 self._principals.pop(next(iter(self._principals)))
             self._principals[user_id] = principal
@@ -102,60 +92,8 @@ class PrincipalCache:
 
     def _forget_everything(self) -> None:
         self._generation += 1
-        self._listening = False
         self._principals.clear()
 
-    def _on_notification(self, _: Any, __: int, ___: str, payload: str) -> None:
+    def _on_announcement(self, payload: str) -> None:
         with contextlib.suppress(ValueError):
             self.forget(UUID(payload))
-
-    async def _listen_once(self, connected: Callable[[], None]) -> None:
-        connection: asyncpg.Connection = await connect(self._database_url)
-        lost = asyncio.Event()
-
-        def on_termination(_: Any) -> None:
-            # Called as soon as the connection is gone: from then on nothing is announced to us.
-            self._forget_everything()
-            lost.set()
-
-        try:
-            connection.add_termination_listener(on_termination)
-            await connection.add_listener(CHANNEL, self._on_notification)
-            # Whatever changed before LISTEN took effect was never announced to this process.
-            self._forget_everything()
-            self._listening = True
-            connected()
-            await lost.wait()
-            log.warning("lost the connection that listens for account changes; reconnecting")
-        finally:
-            self._forget_everything()
-            with contextlib.suppress(Exception):
-                await connection.close()
-
-    async def listen(self) -> None:
-        """Listen until cancelled, reconnecting with backoff whenever the connection is lost."""
-        delay = 0.5
-
-        def connected() -> None:
-            nonlocal delay
-            delay = 0.5
-
-        while True:
-            try:
-                await self._listen_once(connected)
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                log.warning(
-                    "cannot listen for account changes; retrying", error=repr(exc), in_seconds=delay
-                )
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, RECONNECT_MAX_SECONDS)
-
-    @contextlib.asynccontextmanager
-    async def listening_in_background(self) -> AsyncIterator[None]:
-        task = asyncio.create_task(self.listen())
-        try:
-            yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
