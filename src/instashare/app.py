@@ -20,6 +20,7 @@ from instashare.accounts.security import AccessTokens, build_auth
 from instashare.config import Settings, get_settings
 from instashare.db import alchemy_config, create_engine
 from instashare.documents.controllers import DocumentController
+from instashare.documents.events import DocumentEvents, stream_document_events
 from instashare.errors import (
     DEPENDENCY_ERROR_HANDLERS,
     not_authorized_handler,
@@ -46,6 +47,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     alchemy = alchemy_config(engine)
     notifications = Notifications(settings.database_url)
     principals = PrincipalCache(engine, notifications)
+    document_events = DocumentEvents(engine, notifications)
     auth = build_auth(settings, principals)
     storage = Storage.from_settings(settings.storage_settings())
 
@@ -54,6 +56,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     def provide_storage() -> Storage:
         return storage
+
+    def provide_document_events() -> DocumentEvents:
+        return document_events
 
     access_tokens = AccessTokens(auth, settings)
 
@@ -66,9 +71,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
         "storage": Provide(provide_storage, use_cache=True, sync_to_thread=False),
         "access_tokens": Provide(provide_access_tokens, use_cache=True, sync_to_thread=False),
         "queue": Provide(provide_queue, sync_to_thread=False),
+        "document_events": Provide(provide_document_events, use_cache=True, sync_to_thread=False),
     }
     return Litestar(
-        route_handlers=[health, AuthController, DocumentController],
+        route_handlers=[health, AuthController, DocumentController, stream_document_events],
         dependencies=dependencies,
         plugins=[
             SQLAlchemyPlugin(config=alchemy),

@@ -23,6 +23,8 @@ class Document(Base):
     __table_args__ = (
         # The owner's listing (newest first, id as tie-breaker) is read from this index alone.
         Index("ix_document_owner_id_created_at_id", "owner_id", "created_at", "id"),
+        # A client that reconnects to GET /api/events asks for what changed since it left.
+        Index("ix_document_owner_id_changed_at", "owner_id", "changed_at"),
         # The recovery sweep looks only at unfinished documents, a small slice of the table.
         Index(
             "ix_document_unfinished_updated_at",
@@ -66,3 +68,7 @@ class Document(Base):
     lease_expires_at: Mapped[datetime | None] = mapped_column(
         DateTimeUTC(timezone=True), default=None
     )
+    # When what an owner sees (name, status, sizes, error) last changed, by the database's clock.
+    # Set by the trigger that also announces the change (see documents/events.py), whichever
+    # process or worker made it; never written by the application.
+    changed_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
