@@ -19,6 +19,7 @@ import pytest
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from tests.support.database import scratch_database
+from tests.unit.test_migration_lint import squawk
 
 from instashare.migration_safety import MIGRATION_LOCK_KEY
 
@@ -295,3 +296,15 @@ def test_a_concurrent_index_runs_outside_a_transaction_with_the_lock_still_held(
     downgrade = run_alembic(empty_database_url, "-c", ini, "downgrade", "aaaaaaaaaaaa")
     assert downgrade.returncode == 0, downgrade.stderr
     assert fetch(empty_database_url, "SELECT to_regclass('ix_big_value')") == [(None,)]
+
+
+def test_the_readme_recipes_pass_the_migration_lint(tmp_path: Path) -> None:
+    ini = str(throwaway_migrations(tmp_path))
+    unreachable = "postgresql+asyncpg://nobody@127.0.0.1:1/nothing"
+    sql = run_alembic(unreachable, "-c", ini, "upgrade", "aaaaaaaaaaaa:head", "--sql")
+    assert sql.returncode == 0, sql.stderr
+    assert "DROP INDEX CONCURRENTLY IF EXISTS ix_big_value" in sql.stdout
+    assert "CREATE INDEX CONCURRENTLY IF NOT EXISTS ix_big_value" in sql.stdout
+    sql_file = tmp_path / "recipes.sql"
+    sql_file.write_text(sql.stdout)
+    assert squawk(sql_file) == []
