@@ -252,8 +252,39 @@ def downgrade() -> None:
 """
 
 
+ADD_A_NULLABLE_COLUMN = """
+def upgrade() -> None:
+    op.add_column("big", sa.Column("doubled", sa.BigInteger(), nullable=True))
+
+
+def downgrade() -> None:
+    op.drop_column("big", "doubled")
+"""
+
+# The README's recipe for a backfill in batches, each committed on its own.
+BACKFILL_IN_BATCHES = """
+FILL_A_BATCH = sa.text(
+    "UPDATE big SET doubled = value * 2 WHERE id IN "
+    "(SELECT id FROM big WHERE doubled IS NULL LIMIT 500)"
+)
+
+
+def upgrade() -> None:
+    with op.get_context().autocommit_block():
+        if op.get_context().as_sql:
+            op.execute(FILL_A_BATCH)
+        else:
+            while op.get_bind().execute(FILL_A_BATCH).rowcount:
+                pass
+
+
+def downgrade() -> None:
+    pass
+"""
+
+
 def throwaway_migrations(directory: Path) -> Path:
-    """This project's env.py over a chain of its own: a table, then a concurrent index on it."""
+    """This project's env.py over a chain of its own: a table, a concurrent index, a backfill."""
     migrations = directory / "migrations"
     (migrations / "versions").mkdir(parents=True)
     for name in ("env.py", "script.py.mako"):
@@ -261,6 +292,8 @@ def throwaway_migrations(directory: Path) -> Path:
     revisions = [
         ("aaaaaaaaaaaa", None, "create a big table", CREATE_BIG_TABLE),
         ("bbbbbbbbbbbb", "aaaaaaaaaaaa", "index it concurrently", INDEX_CONCURRENTLY),
+        ("cccccccccccc", "bbbbbbbbbbbb", "add a nullable column", ADD_A_NULLABLE_COLUMN),
+        ("dddddddddddd", "cccccccccccc", "backfill it in batches", BACKFILL_IN_BATCHES),
     ]
     for revision, down_revision, doc, body in revisions:
         (migrations / "versions" / f"{revision}.py").write_text(
@@ -298,6 +331,19 @@ def test_a_concurrent_index_runs_outside_a_transaction_with_the_lock_still_held(
     assert fetch(empty_database_url, "SELECT to_regclass('ix_big_value')") == [(None,)]
 
 
+def test_a_backfill_in_batches_fills_every_row(empty_database_url: str, tmp_path: Path) -> None:
+    ini = str(throwaway_migrations(tmp_path))
+
+    upgrade = run_alembic(empty_database_url, "-c", ini, "upgrade", "head")
+
+    assert upgrade.returncode == 0, upgrade.stderr
+    assert versions(empty_database_url) == ["dddddddddddd"]
+    assert fetch(empty_database_url, "SELECT count(*) FROM big WHERE doubled IS NULL") == [(0,)]
+    assert fetch(empty_database_url, "SELECT count(*) FROM big WHERE doubled <> value * 2") == [
+        (0,)
+    ]
+
+
 def test_the_readme_recipes_pass_the_migration_lint(tmp_path: Path) -> None:
     ini = str(throwaway_migrations(tmp_path))
     unreachable = "postgresql+asyncpg://nobody@127.0.0.1:1/nothing"
@@ -305,6 +351,7 @@ def test_the_readme_recipes_pass_the_migration_lint(tmp_path: Path) -> None:
     assert sql.returncode == 0, sql.stderr
     assert "DROP INDEX CONCURRENTLY IF EXISTS ix_big_value" in sql.stdout
     assert "CREATE INDEX CONCURRENTLY IF NOT EXISTS ix_big_value" in sql.stdout
+    assert "UPDATE big SET doubled" in sql.stdout
     sql_file = tmp_path / "recipes.sql"
     sql_file.write_text(sql.stdout)
     assert squawk(sql_file) == []
