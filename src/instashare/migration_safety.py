@@ -138,8 +138,10 @@ def _bounded(
 
     @functools.wraps(run_revision)  # alembic names the step after it ("Running upgrade ...")
     def run(**kw: Any) -> None:
-        progress.revision, progress.doc = step.revision.revision, step.revision.doc or ""
-        progress.lock_wait = None
+        if progress.revision != step.revision.revision:
+            # A retry keeps what earlier attempts of this revision were seen waiting for.
+            progress.revision, progress.doc = step.revision.revision, step.revision.doc or ""
+            progress.lock_wait = None
         # Inside this revision's own transaction (transaction_per_migration): it ends with it.
         migration_context.execute(limits.lock_timeout_statement)
         run_revision(**kw)

@@ -132,7 +132,7 @@ def test_a_revision_blocked_by_live_traffic_gives_up_and_leaves_the_previous_rev
         traffic.execute("SELECT count(*) FROM document")
         reader_pid = traffic.info.backend_pid
         upgrade = run_alembic(
-            empty_database_url, "upgrade", ADDS_A_DOCUMENT_COLUMN, MIGRATION_DDL_LOCK_TIMEOUT="0.2"
+            empty_database_url, "upgrade", ADDS_A_DOCUMENT_COLUMN, MIGRATION_DDL_LOCK_TIMEOUT="0.5"
         )
 
     assert upgrade.returncode != 0
@@ -141,7 +141,7 @@ def test_a_revision_blocked_by_live_traffic_gives_up_and_leaves_the_previous_rev
     assert "gave up after 4 attempts" in message
     assert 'table "document"' in message
     assert f"pid {reader_pid}" in message
-    assert "MIGRATION_DDL_LOCK_TIMEOUT=0.2" in message
+    assert "MIGRATION_DDL_LOCK_TIMEOUT=0.5" in message
     assert f"stays at revision {BEFORE_ATTEMPTS}" in message
     assert upgrade.stderr.count("retrying in") == 3
     assert versions(empty_database_url) == [BEFORE_ATTEMPTS]
