@@ -26,4 +26,5 @@ ENV PATH="/app/.venv/bin:$PATH" \
     LOG_JSON=true
 USER instashare
 EXPOSE 8000
+# Any number of replicas may start at once: upgrades take turns on a PostgreSQL advisory lock.
 CMD ["sh", "-c", "alembic upgrade head && exec instashare serve --host 0.0.0.0 --port 8000 --no-worker"]

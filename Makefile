@@ -5,7 +5,7 @@ UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test lint typecheck pytest install migrate worker clean
+.PHONY: run test lint lint-migrations typecheck pytest install migrate worker clean
 
 $(CURDIR)/.tools/bin/uv:
 	python3 -m venv .tools
@@ -26,6 +26,10 @@ migrate: install
 lint: install
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
+
+# squawk over the SQL of every revision (pytest runs the same check in `make test`).
+lint-migrations: install
+	$(UV) run pytest tests/unit/test_migration_lint.py -q
 
 typecheck: install
 	$(UV) run mypy

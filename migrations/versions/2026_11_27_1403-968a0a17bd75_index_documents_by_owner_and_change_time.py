@@ -9,6 +9,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
+from instashare.migration_safety import outside_transaction
+
 revision: str = "968a0a17bd75"
 down_revision: str | None = "36bee1424f13"
 branch_labels: str | Sequence[str] | None = None
@@ -17,20 +19,30 @@ depends_on: str | Sequence[str] | None = None
 
 def upgrade() -> None:
     # The document table can be large: build the index without blocking writes to it, outside
-    # a transaction (which CONCURRENTLY requires). A build that fails leaves an INVALID index
-    # behind; drop it (DROP INDEX CONCURRENTLY ix_document_owner_id_changed_at) and upgrade again.
-    with op.get_context().autocommit_block():
+    # a transaction (which CONCURRENTLY requires), alone in this revision.
+    with outside_transaction(op.get_context()) as concurrently:
+        # An interrupted build leaves an invalid index behind that IF NOT EXISTS would keep.
+        op.drop_index(
+            "ix_document_owner_id_changed_at",
+            table_name="document",
+            postgresql_concurrently=concurrently,
+            if_exists=True,
+        )
         op.create_index(
             "ix_document_owner_id_changed_at",
             "document",
             ["owner_id", "changed_at"],
             unique=False,
-            postgresql_concurrently=True,
+            postgresql_concurrently=concurrently,
+            if_not_exists=True,
         )
 
 
 def downgrade() -> None:
-    with op.get_context().autocommit_block():
+    with outside_transaction(op.get_context()) as concurrently:
         op.drop_index(
-            "ix_document_owner_id_changed_at", table_name="document", postgresql_concurrently=True
+            "ix_document_owner_id_changed_at",
+            table_name="document",
+            postgresql_concurrently=concurrently,
+            if_exists=True,
         )

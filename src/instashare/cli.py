@@ -17,6 +17,7 @@ from instashare.database_setup import (
     create_database_if_missing,
     is_listening,
     upgrade_to_head,
+    wait_for_schema_at_head,
 )
 from instashare.logs import configure_logging, get_logger
 
@@ -46,7 +47,8 @@ def prepare_database(settings: Settings) -> str:
     database_url = resolve_database_url(settings)
     if create_database_if_missing(database_url):
         log.info("created database", database=make_url(database_url).database)
-    upgrade_to_head(database_url)
+    # Serialized with every other process that migrates; refuses a revision this code lacks.
+    upgrade_to_head(database_url, settings.migration_limits())
     return database_url
 
 
@@ -83,6 +85,10 @@ def serve(args: argparse.Namespace, settings: Settings) -> int:
 def worker(_: argparse.Namespace, settings: Settings) -> int:
     from instashare.worker.runner import run_workers
 
+    # Workers never migrate: they start once whoever deploys has brought the schema to the
+    # head this code was written for, and say why they wait meanwhile.
+    state = wait_for_schema_at_head(settings.database_url)
+    log.info("database schema is current", revision=", ".join(state.current))
     return run_workers(settings)
 
 
@@ -96,7 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-worker", action="store_true", help="do not run compression workers in this process"
     )
     serve_parser.set_defaults(handler=serve)
-    worker_parser = commands.add_parser("worker", help="run compression workers only")
+    worker_parser = commands.add_parser(
+        "worker", help="wait until the database schema is current, then run compression workers"
+    )
     worker_parser.set_defaults(handler=worker)
     return parser
 
@@ -115,3 +123,6 @@ def main(argv: list[str] | None = None) -> int:
     except DatabaseSetupError as exc:
         print(f"instashare: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        # Ctrl-C while waiting (for the schema, or the migration lock): stop without a trace.
+        return 130

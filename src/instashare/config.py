@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from instashare.migration_safety import MigrationLimits
 from instashare.storage import StorageSettings
 
 DEFAULT_DATABASE_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/instashare"
@@ -27,6 +28,11 @@ class Settings(BaseSettings):
     database_pool_size: int = Field(default=10, ge=1)
     database_max_overflow: int = Field(default=10, ge=0)
     database_echo: bool = False
+    # Migrations: how long an upgrade waits for another process's upgrade to finish, and how
+    # long one DDL statement may wait for a table lock (queueing live traffic behind it) before
+    # its revision is rolled back and retried.
+    migration_lock_timeout_seconds: float = Field(default=300.0, ge=0)
+    migration_ddl_lock_timeout: float = Field(default=5.0, gt=0)
 
     secret_key: str = DEVELOPMENT_SECRET_KEY
     access_token_ttl_seconds: int = Field(default=3600, ge=1)
@@ -84,6 +90,12 @@ class Settings(BaseSettings):
             s3_region=self.s3_region,
             s3_access_key_id=self.s3_access_key_id,
             s3_secret_access_key=self.s3_secret_access_key,
+        )
+
+    def migration_limits(self) -> MigrationLimits:
+        return MigrationLimits(
+            lock_wait_seconds=self.migration_lock_timeout_seconds,
+            ddl_lock_timeout_seconds=self.migration_ddl_lock_timeout,
         )
 
     @property

@@ -1,4 +1,4 @@
-"""Getting a database ready before serving: create it if missing, migrate it, or run a private one.
+"""Getting a database ready: create it if missing, migrate it, wait for its schema, or run one.
 
 Everything here is synchronous on purpose: it runs before the server's event loop exists.
 """
@@ -6,19 +6,25 @@ Everything here is synchronous on purpose: it runs before the server's event loo
 from __future__ import annotations
 
 import asyncio
+import math
 import os
 import shutil
 import socket
 import subprocess
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
 from alembic import command
 from alembic.config import Config
-from sqlalchemy.engine import make_url
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError
 
 from instashare.logs import get_logger
+from instashare.migration_safety import MigrationLimits
 
 log = get_logger(__name__)
 POSTGRES_BINARY_DIRS = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
@@ -36,7 +42,7 @@ def is_listening(host: str, port: int, timeout: float = 1.0) -> bool:
         return False
 
 
-async def connect(database_url: str, *, database: str | None = None) -> asyncpg.Connection:
+async def connect(database_url: str | URL, *, database: str | None = None) -> asyncpg.Connection:
     """A plain asyncpg connection to the URL's server: its database, or ``database`` instead."""
     url = make_url(database_url)
     return await asyncpg.connect(
@@ -59,19 +65,23 @@ def create_database_if_missing(database_url: str) -> bool:
     async def create() -> bool:
         # A managed database may let the service reach only its own database: try it first.
         try:
-            existing = await connect(database_url)
+            existing = await connect(url)
         except asyncpg.InvalidCatalogNameError:
             pass
         else:
             await existing.close()
             return False
-        connection = await connect(database_url, database="postgres")
+        connection = await connect(url, database="postgres")
         try:
             exists = await connection.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
             if exists:
                 return False
             quoted = '"' + name.replace('"', '""') + '"'
-            await connection.execute(f"CREATE DATABASE {quoted}")
+            try:
+                await connection.execute(f"CREATE DATABASE {quoted}")
+            except (asyncpg.DuplicateDatabaseError, asyncpg.UniqueViolationError):
+                # Another process starting at the same moment created it first.
+                return False
             return True
         finally:
             await connection.close()
@@ -93,12 +103,91 @@ def alembic_config() -> Config:
     raise DatabaseSetupError("alembic.ini not found: run from the repository root")
 
 
-def upgrade_to_head(database_url: str) -> None:
+def upgrade_to_head(database_url: str, limits: MigrationLimits | None = None) -> None:
+    """``alembic upgrade head``, serialized with every other process that migrates."""
     config = alembic_config()
-    # env.py takes the URL from here; the plain `alembic` command gives none, so DATABASE_URL.
+    # env.py takes these from here; the plain `alembic` command gives none, so the settings.
     config.attributes["database_url"] = database_url
+    config.attributes["migration_limits"] = limits or MigrationLimits()
     config.attributes["configure_logger"] = False
-    command.upgrade(config, "head")
+    try:
+        command.upgrade(config, "head")
+    except CommandError as exc:
+        # Lock waits that ran out, a database at a revision this code does not know.
+        raise DatabaseSetupError(str(exc)) from exc
+    except (OSError, DBAPIError) as exc:
+        raise DatabaseSetupError(f"cannot migrate the database: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class SchemaState:
+    """Where the database's schema stands against this code's migrations."""
+
+    current: tuple[str, ...]
+    heads: tuple[str, ...]
+    unknown: tuple[str, ...]
+
+    @property
+    def at_head(self) -> bool:
+        return set(self.current) == set(self.heads)
+
+    def why_not_ready(self) -> str:
+        if self.unknown:
+            return (
+                f"the database is at revision {', '.join(self.unknown)}, which this code does "
+                "not know (a newer release migrated it); run the matching release"
+            )
+        if not self.current:
+            return "the database has no schema yet; waiting for `alembic upgrade head`"
+        return (
+            f"the database is at revision {', '.join(self.current)}, this code needs "
+            f"{', '.join(self.heads)}; waiting for `alembic upgrade head`"
+        )
+
+
+def schema_state(database_url: str, script: ScriptDirectory | None = None) -> SchemaState:
+    """Read the database's revision(s) and compare them with this code's head(s)."""
+    script = script or ScriptDirectory.from_config(alembic_config())
+    url = make_url(database_url)
+
+    async def read_versions() -> tuple[str, ...]:
+        connection = await connect(url)
+        try:
+            rows = await connection.fetch("SELECT version_num FROM alembic_version")
+        except asyncpg.UndefinedTableError:
+            return ()
+        finally:
+            await connection.close()
+        return tuple(sorted(row["version_num"] for row in rows))
+
+    current = asyncio.run(read_versions())
+    known = {revision.revision for revision in script.walk_revisions()}
+    return SchemaState(
+        current=current,
+        heads=tuple(sorted(script.get_heads())),
+        unknown=tuple(revision for revision in current if revision not in known),
+    )
+
+
+def wait_for_schema_at_head(
+    database_url: str, poll_seconds: float = 1.0, log_every_seconds: float = 5.0
+) -> SchemaState:
+    """Block until the database is at this code's head; never migrates. Says why it waits."""
+    script = ScriptDirectory.from_config(alembic_config())
+    last_logged, last_reason = -math.inf, ""
+    while True:
+        try:
+            state = schema_state(database_url, script)
+            if state.at_head:
+                return state
+            reason = state.why_not_ready()
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            reason = f"cannot reach the database: {exc}"
+        now = time.monotonic()
+        if reason != last_reason or now - last_logged >= log_every_seconds:
+            log.info("waiting for the database schema", reason=reason)
+            last_logged, last_reason = now, reason
+        time.sleep(poll_seconds)
 
 
 def find_postgres_binary(name: str) -> str | None:
