@@ -17,6 +17,7 @@ from instashare import __version__
 from instashare.accounts.controllers import AuthController
 from instashare.accounts.security import AccessTokens, build_auth
 from instashare.config import Settings, get_settings
+from instashare.cors import cors_config
 from instashare.db import alchemy_config, create_engine
 from instashare.documents.controllers import DocumentController
 from instashare.errors import (
@@ -28,6 +29,7 @@ from instashare.health import health
 from instashare.logs import logging_config, request_logging_config
 from instashare.ratelimit import STORE_NAME, rate_limit_config, rate_limit_store
 from instashare.storage import Storage
+from instashare.uploads.controllers import UploadController, add_tus_resumable
 from instashare.worker.queue import JobQueue
 from instashare.worker.runner import queue_lifespan
 
@@ -63,7 +65,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         "queue": Provide(provide_queue, sync_to_thread=False),
     }
     return Litestar(
-        route_handlers=[health, AuthController, DocumentController],
+        route_handlers=[health, AuthController, DocumentController, UploadController],
         dependencies=dependencies,
         plugins=[
             SQLAlchemyPlugin(config=alchemy),
@@ -75,6 +77,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ),
         ],
         on_app_init=[auth.on_app_init],
+        before_send=[add_tus_resumable],
+        cors_config=cors_config(settings),
+        on_shutdown=[storage.close],
         lifespan=[queue_lifespan(settings)],
         middleware=[rate_limit_config(settings).middleware],
         stores={STORE_NAME: rate_limit_store(alchemy)},

@@ -39,6 +39,11 @@ class Settings(BaseSettings):
 
     max_upload_bytes: int = Field(default=2 * GIB, ge=1)
     user_quota_bytes: int = Field(default=10 * GIB, ge=1)
+    # An unfinished resumable upload is removed this long after its last progress.
+    upload_expiry_hours: float = Field(default=24.0, gt=0)
+    # Browser origins allowed to call the API from other sites (comma-separated, "*" for any);
+    # empty: same-origin only, no CORS headers.
+    cors_allow_origins: str = ""
 
     auth_rate_limit_per_minute: int = Field(default=20, ge=1)
     trust_forwarded_headers: bool = False
@@ -85,6 +90,10 @@ class Settings(BaseSettings):
             s3_access_key_id=self.s3_access_key_id,
             s3_secret_access_key=self.s3_secret_access_key,
         )
+
+    @property
+    def cors_origins(self) -> list[str]:
+        return [origin.strip() for origin in self.cors_allow_origins.split(",") if origin.strip()]
 
     @property
     def sync_database_url(self) -> str:
