@@ -347,3 +347,26 @@ async def create_plain_options(start_server, make_settings) -> dict[str, str]:
 
 def test_b64_helper_matches_the_specification_example() -> None:
     assert b64("world_domination_plan.pdf") == "d29ybGRfZG9taW5hdGlvbl9wbGFuLnBkZg=="
+
+
+async def test_a_stalled_chunk_is_ended_keeping_what_arrived(
+    client: httpx.AsyncClient, headers: dict[str, str], monkeypatch
+) -> None:
+    from instashare.uploads import controllers
+
+    monkeypatch.setattr(controllers, "BODY_STALL_SECONDS", 0.5)
+    url = await created(client, headers, 10)
+    host, port = str(client.base_url.host), int(client.base_url.port or 80)
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(
+        (
+            f"PATCH {url} HTTP/1.1\r\nHost: {host}\r\nAuthorization: {headers['Authorization']}\r\n"
+            "Tus-Resumable: 1.0.0\r\nContent-Type: application/offset+octet-stream\r\n"
+            "Upload-Offset: 0\r\nContent-Length: 10\r\n\r\n0123"
+        ).encode()
+    )
+    await writer.drain()
+    status_line = await asyncio.wait_for(reader.readline(), timeout=10)
+    writer.close()
+    assert b" 408 " in status_line
+    assert await offset_of(client, headers, url) == 4

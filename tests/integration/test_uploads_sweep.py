@@ -1,4 +1,4 @@
-"""The uploads' periodic job, and completions that a crash interrupted, on local storage."""
+"""The uploads' periodic job, completions that a crash interrupted, and bytes lost from storage."""
 
 from __future__ import annotations
 
@@ -100,3 +100,37 @@ async def test_a_complete_upload_whose_recording_was_interrupted_is_finished(
     document_id = head.headers["document-id"]
     assert (storage_root / "originals" / document_id).read_bytes() == content
     assert await reserved_bytes(engine, UUID(by_job.rsplit("/", 1)[1])) == 0
+
+
+async def test_an_upload_whose_stored_bytes_vanished_is_removed_and_answers_410(
+    client: httpx.AsyncClient, headers: dict[str, str], engine: AsyncEngine, storage_root: Path
+) -> None:
+    url = await created(client, headers, 10)
+    upload_id = UUID(url.rsplit("/", 1)[1])
+    assert (await patch(client, headers, url, 0, b"01234")).status_code == 204
+    (storage_root / "uploads" / str(upload_id)).unlink()  # a disk replaced, a wrong cleanup
+    lost = await patch(client, headers, url, 5, b"56789")
+    assert lost.status_code == 410
+    assert "start a new upload" in lost.json()["detail"]
+    assert (await client.head(url, headers={**headers, **TUS})).status_code == 404
+    async with engine.connect() as connection:
+        me = (await client.get("/api/auth/me", headers=headers)).json()
+        reserved = await connection.scalar(
+            select(User.bytes_reserved).where(User.id == UUID(me["id"]))
+        )
+    assert reserved == 0
+
+
+async def test_a_hash_state_that_cannot_be_restored_falls_back_to_reading_back(
+    client: httpx.AsyncClient, headers: dict[str, str], engine: AsyncEngine
+) -> None:
+    url = await created(client, headers, 10)
+    upload_id = UUID(url.rsplit("/", 1)[1])
+    assert (await patch(client, headers, url, 0, b"01234")).status_code == 204
+    await set_columns(engine, upload_id, "sha256_state = 'other-library/sha256:xyz'::bytea")
+    last = await patch(client, headers, url, 5, b"56789")
+    assert last.status_code == 204
+    document = (
+        await client.get(f"/api/documents/{last.headers['document-id']}", headers=headers)
+    ).json()
+    assert document["sha256"] == hashlib.sha256(b"0123456789").hexdigest()

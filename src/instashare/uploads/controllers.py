@@ -44,7 +44,7 @@ from instashare.uploads.receiving import (
     receive,
     terminate,
 )
-from instashare.uploads.schemas import error_responses, headers
+from instashare.uploads.schemas import error_responses, headers, no_body
 from instashare.uploads.services import UploadPolicy, UploadService
 from instashare.worker.queue import JobQueue
 
@@ -163,7 +163,10 @@ class UploadController(Controller):
             "Tus-Max-Size",
             "Tus-Checksum-Algorithm",
         ),
-        responses=error_responses(400, 401, 412, 413, 415, 460),
+        responses={
+            HTTP_204_NO_CONTENT: no_body("OPTIONS: the tus capabilities, in headers"),
+            **error_responses(400, 401, 412, 413, 415, 460),
+        },
     )
     async def create(
         self,
@@ -331,8 +334,13 @@ class UploadController(Controller):
     @post(
         "/{upload_id:uuid}",
         summary="HEAD, PATCH or DELETE named by X-HTTP-Method-Override",
+        status_code=HTTP_204_NO_CONTENT,
         request_max_body_size=None,
-        responses=_ITEM_ERRORS,
+        responses={
+            HTTP_200_OK: no_body("X-HTTP-Method-Override: HEAD, answered as HEAD"),
+            **_ITEM_ERRORS,
+            **error_responses(405),
+        },
     )
     async def overridden(
         self,

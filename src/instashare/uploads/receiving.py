@@ -264,11 +264,14 @@ async def discard(session: AsyncSession, storage: Storage, upload: Upload) -> No
 async def _lost(
     session: AsyncSession, storage: Storage, upload: Upload, exc: ResumableDataLostError
 ) -> ClientException:
+    upload_id = upload.id  # read before the rollback expires the row
     log.error(
-        "an upload's stored bytes are gone; removing it", upload_id=str(upload.id), error=str(exc)
+        "an upload's stored bytes are gone; removing it", upload_id=str(upload_id), error=str(exc)
     )
     await session.rollback()
-    await discard(session, storage, await _load(session, upload.id, None))
+    reloaded = await session.get(Upload, upload_id, populate_existing=True)
+    if reloaded is not None:
+        await discard(session, storage, reloaded)
     return ClientException(
         status_code=HTTP_410_GONE,
         detail="the upload's stored bytes were lost; start a new upload",

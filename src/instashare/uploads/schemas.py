@@ -26,6 +26,7 @@ _ERRORS = {
     413: "over MAX_UPLOAD_BYTES, the remaining quota, or the upload's length",
     415: "a chunk not sent as application/offset+octet-stream",
     423: "another request is writing to this upload; retry",
+    405: "X-HTTP-Method-Override names no method an upload answers",
     460: "the chunk does not match Upload-Checksum; it was discarded",
 }
 
@@ -34,6 +35,10 @@ def error_responses(*codes: int) -> dict[int, ResponseSpec]:
     return {
         code: ResponseSpec(data_container=UploadError, description=_ERRORS[code]) for code in codes
     }
+
+
+def no_body(description: str) -> ResponseSpec:
+    return ResponseSpec(data_container=None, description=description, generate_examples=False)
 
 
 def headers(*names: str) -> list[ResponseHeader]:
