@@ -9,6 +9,7 @@ directories, so the original is durable before the document that names it is rec
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 from pathlib import Path
@@ -18,11 +19,15 @@ from instashare.storage.errors import translate_errors
 from instashare.storage.partial_file import fsync_directory, make_dirs
 from instashare.storage.resumable import ResumableDataLostError, ResumableUpload, ResumableWriter
 from instashare.storage.settings import MERGE_CHUNKS_UP_TO, MIB
-from instashare.storage.tasks import run_to_completion
+from instashare.storage.tasks import run_to_completion, wait_out
 
 # A long request records its progress after every this many bytes: one fsync and one small
 # database update each, so a connection lost late in a large request loses little.
 _CHECKPOINT_EVERY: Final = 64 * MIB
+# While a chunk arrives, what it wrote so far goes out to disk in the background after every
+# this many bytes, so the checkpoint's fsync waits only for the tail (as PartialFile does; the
+# figures are in benchmarks/README.md).
+_WRITEBACK_EVERY: Final = 2 * MIB
 
 
 class LocalResumableWriter(ResumableWriter):
@@ -48,24 +53,41 @@ class LocalResumableWriter(ResumableWriter):
             self._unsynced_dirs = set()
         self._file = os.fdopen(fd, "r+b", buffering=MERGE_CHUNKS_UP_TO)
         self._file.seek(upload.offset)
+        self._written_back = 0  # of pending
+        self._writeback: asyncio.Future[None] | None = None
 
     async def write(self, data: bytes) -> None:
         # On the event loop's thread, as LocalStorage.upload does: a write reaches the page
         # cache and returns quickly; only the fsyncs go to a thread.
         with translate_errors(self.recorded.scratch_key, missing_is_not_found=False):
+            if self._writeback is not None and self._writeback.done():
+                self._writeback.result()  # a failed writeback fails the request
+                self._writeback = None
             self._file.write(data)
-        self.pending += len(data)
+            self.pending += len(data)
+            if self._writeback is None and self.pending - self._written_back >= _WRITEBACK_EVERY:
+                self._file.flush()
+                self._written_back = self.pending
+                fd = self._file.fileno()
+                self._writeback = asyncio.ensure_future(asyncio.to_thread(os.fdatasync, fd))
 
     @property
     def checkpoint_due(self) -> bool:
         return self.pending >= _CHECKPOINT_EVERY
 
+    async def _wait_for_writeback(self) -> None:
+        if self._writeback is not None:
+            writeback, self._writeback = self._writeback, None
+            await wait_out(writeback)  # the thread uses the file: never close or cut it before
+            writeback.result()
+
     async def checkpoint(self) -> ResumableUpload:
-        if self.pending or self._unsynced_dirs:
-            with translate_errors(self.recorded.scratch_key, missing_is_not_found=False):
+        with translate_errors(self.recorded.scratch_key, missing_is_not_found=False):
+            await self._wait_for_writeback()
+            if self.pending or self._unsynced_dirs:
                 await run_to_completion(self._sync)
         self.recorded = self.recorded.advanced(offset=self.offset)
-        self.pending = 0
+        self.pending = self._written_back = 0
         return self.recorded
 
     def _sync(self) -> None:
@@ -76,13 +98,17 @@ class LocalResumableWriter(ResumableWriter):
         self._unsynced_dirs = set()
 
     async def discard(self) -> None:
+        with contextlib.suppress(OSError):
+            await self._wait_for_writeback()
         with translate_errors(self.recorded.scratch_key, missing_is_not_found=False):
             self._file.flush()
             self._file.truncate(self.recorded.offset)
             self._file.seek(self.recorded.offset)
-        self.pending = 0
+        self.pending = self._written_back = 0
 
     async def close(self) -> None:
+        with contextlib.suppress(OSError):
+            await self._wait_for_writeback()
         with contextlib.suppress(OSError):
             self._file.close()
 

@@ -12,10 +12,6 @@ import contextlib
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Final
 
-from aiobotocore.config import AioConfig
-from aiobotocore.session import get_session
-from botocore.exceptions import BotoCoreError, ClientError
-
 from instashare.storage.errors import StorageUnavailableError
 from instashare.storage.resumable import StoredPart
 from instashare.storage.settings import StorageSettings
@@ -32,6 +28,8 @@ class MultipartUploadGoneError(Exception):
 
 @contextlib.contextmanager
 def _translated(key: str) -> Iterator[None]:
+    from botocore.exceptions import BotoCoreError, ClientError  # see S3Parts._s3
+
     try:
         yield
     except ClientError as exc:
@@ -56,6 +54,11 @@ class S3Parts:
 
     async def _s3(self) -> S3Client:
         if self._client is None:
+            # Imported on first use: botocore's import costs tens of MiB that a server on
+            # local storage never needs.
+            from aiobotocore.config import AioConfig
+            from aiobotocore.session import get_session
+
             settings = self._settings
             config = AioConfig(
                 region_name=settings.s3_region,
