@@ -39,6 +39,7 @@ from instashare.uploads import protocol
 from instashare.uploads.models import Upload
 from instashare.uploads.receiving import (
     BodyInterruptedError,
+    BodyStalledError,
     Chunk,
     finish_pending,
     receive,
@@ -79,7 +80,7 @@ async def _body(request: Request[Any, Any, Any]) -> AsyncIterator[bytes]:
         except StopAsyncIteration:
             return
         except TimeoutError as exc:
-            raise BodyInterruptedError("no bytes arrived for a while") from exc
+            raise BodyStalledError("no bytes arrived for a while") from exc
         except InternalServerException as exc:  # how Litestar reports a vanished client
             raise BodyInterruptedError("the client disconnected") from exc
         if data:
@@ -120,14 +121,14 @@ async def _received(
         return await receive(
             engine, storage, upload_id, request.user.id, chunk, _body(request), policy
         )
-    except BodyInterruptedError as exc:
-        if "disconnected" in str(exc):
-            raise ClientDisconnectedException(detail="the client disconnected mid-chunk") from exc
+    except BodyStalledError as exc:
         raise ClientException(
             status_code=HTTP_408_REQUEST_TIMEOUT,
-            detail=f"the chunk stopped arriving for {BODY_STALL_SECONDS:.0f} s; what arrived "
-            "was kept: ask HEAD for the offset",
+            detail=f"the chunk stopped arriving for {BODY_STALL_SECONDS:g} s; what arrived was "
+            "kept unless the chunk carried a checksum: ask HEAD for the offset",
         ) from exc
+    except BodyInterruptedError as exc:
+        raise ClientDisconnectedException(detail="the client disconnected mid-chunk") from exc
 
 
 _ITEM_ERRORS = error_responses(400, 401, 404, 409, 410, 412, 413, 415, 423, 460)

@@ -46,7 +46,11 @@ class UploadLockedException(ClientException):
 
 
 class BodyInterruptedError(Exception):
-    """The request body stopped before its end: the client went away or stalled."""
+    """The request body stopped before its end: the client went away."""
+
+
+class BodyStalledError(BodyInterruptedError):
+    """The request body stopped arriving without the connection closing."""
 
 
 @dataclass(frozen=True)
