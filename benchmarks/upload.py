@@ -1,7 +1,9 @@
 """Upload one large file through a real InstaShare server and compare with a bare streaming server.
 
     uv run python -m benchmarks.upload [--size-mib 1024] [--runs 3] [--chunk-kib 1024]
-                                       [--skip-baseline] [--database-url-base URL]
+                                       [--mode both|multipart|tus] [--tus-size-mib 256]
+                                       [--tus-chunk-mib 8] [--skip-baseline]
+                                       [--database-url-base URL]
 
 A file of random bytes is generated in a temporary directory (its sha256 computed on the way).
 It is then POSTed as `multipart/form-data` (field `file`), streamed from disk by the client with a
@@ -17,6 +19,11 @@ out (`sync`) before each. For every upload it prints wall time, throughput, serv
 time, and the server's RSS before the upload and its peak during it (VmHWM from /proc, reset just
 before the upload). InstaShare must answer 202 with the file's size and sha256. Targets: peak RSS
 < 150 MiB, median throughput >= 0.5x the baseline's.
+
+The tus run (`--mode tus`, or both) sends a `--tus-size-mib` file as a resumable upload: POST to
+create it, then one PATCH per `--tus-chunk-mib` chunk (benchmarks/tus_upload.py); the baseline
+sink gets the same chunks as plain POSTs. The document must end with the file's size and sha256.
+Same figures and targets.
 Everything (servers, database, files) is removed afterwards, also on failure or Ctrl-C.
 """
 
@@ -34,13 +41,14 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 from tests.support.processes import start_process, wait_until_serving
 
+from benchmarks import tus_upload
 from benchmarks.support import (
     MIB,
     STOP_TIMEOUT,
@@ -174,26 +182,37 @@ def upload(label: str, url: str, pid: int, form: Multipart, token: str | None) -
     headers = form.headers
     if token:
         headers["Authorization"] = f"Bearer {token}"
+
+    def send(client: httpx.Client) -> tuple[int, object]:
+        response = client.post(url, content=form.body(), headers=headers)
+        try:
+            return response.status_code, response.json()
+        except ValueError:
+            return response.status_code, response.text[:500]
+
+    return measured(label, pid, form.path.stat().st_size, send)
+
+
+def measured(
+    label: str, pid: int, size: int, send: Callable[[httpx.Client], tuple[int, object]]
+) -> Result:
+    """Time ``send`` and take the server's CPU and memory figures around it."""
     before = proc_status(pid)
     hwm_reset = reset_peak_rss(pid)
     timeout = httpx.Timeout(connect=10, read=600, write=600, pool=10)
     with httpx.Client(timeout=timeout) as client, RssSampler(pid) as sampler:
         cpu0, client0 = cpu_seconds(pid), resource.getrusage(resource.RUSAGE_SELF)
         started = time.perf_counter()
-        response = client.post(url, content=form.body(), headers=headers)
+        status, body = send(client)
         seconds = time.perf_counter() - started
         cpu1, client1 = cpu_seconds(pid), resource.getrusage(resource.RUSAGE_SELF)
     after = proc_status(pid)
-    try:
-        body: object = response.json()
-    except ValueError:
-        body = response.text[:500]
     return Result(
         label=label,
-        status=response.status_code,
+        status=status,
         body=body,
         seconds=seconds,
-        size=form.path.stat().st_size,
+        size=size,
         rss_before=before["VmRSS"],
         hwm_startup=before["VmHWM"],
         peak_rss=after["VmHWM"] if hwm_reset else max(sampler.peak, after["VmHWM"]),
@@ -218,107 +237,170 @@ def print_result(result: Result) -> None:
     )
 
 
+def summarize(title: str, ours: list[Result], baseline: list[Result]) -> bool:
+    """Print the medians against the targets; whether every target was met."""
+    print(f"summary ({title}):")
+    peak = max(r.peak_rss for r in ours)
+    rate = statistics.median(r.mb_per_s for r in ours)
+    met = peak < TARGET_PEAK_RSS
+    print(
+        f"  InstaShare throughput {rate:.1f} MB/s, peak RSS {mib(peak)} "
+        f"(target < {mib(TARGET_PEAK_RSS)}: {'met' if met else 'NOT met'})"
+    )
+    if baseline:
+        base_rate = statistics.median(r.mb_per_s for r in baseline)
+        ratio = rate / base_rate
+        ratio_met = ratio >= TARGET_THROUGHPUT_RATIO
+        met = met and ratio_met
+        print(
+            f"  baseline throughput {base_rate:.1f} MB/s, peak RSS "
+            f"{mib(max(r.peak_rss for r in baseline))}"
+        )
+        print(
+            f"  throughput ratio InstaShare/baseline {ratio:.2f}x "
+            f"(target >= {TARGET_THROUGHPUT_RATIO}x: {'met' if ratio_met else 'NOT met'})"
+        )
+    return met
+
+
+def verify(result: Result, size: int, sha256: str, status: int) -> bool:
+    body = result.body if isinstance(result.body, dict) else {}
+    verified = result.status == status and body.get("sha256") == sha256 and body.get("size") == size
+    print(
+        f"  {'':10} answer: HTTP {result.status}, sha256 "
+        f"{'matches' if body.get('sha256') == sha256 else 'DIFFERS'}, size "
+        f"{body.get('size')!r} -> {'verified' if verified else 'NOT VERIFIED'}"
+    )
+    if not verified:
+        print(f"  answer body: {result.body}")
+    return verified
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.upload",
         description=__doc__.strip().splitlines()[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--size-mib", type=int, default=1024, help="size of the uploaded file")
+    parser.add_argument("--size-mib", type=int, default=1024, help="size of the multipart file")
     parser.add_argument(
         "--runs", type=int, default=3, help="uploads per server, interleaved; the median is used"
     )
     parser.add_argument("--chunk-kib", type=int, default=1024, help="client read/send block")
+    parser.add_argument("--mode", choices=["both", "multipart", "tus"], default="both")
+    parser.add_argument("--tus-size-mib", type=int, default=256, help="size of the tus upload")
+    parser.add_argument("--tus-chunk-mib", type=int, default=8, help="bytes per tus PATCH")
     add_database_url_base_argument(parser)
     parser.add_argument("--skip-baseline", action="store_true", help="measure InstaShare only")
     args = parser.parse_args()
-    if args.size_mib < 1 or args.runs < 1 or args.chunk_kib < 1:
-        parser.error("--size-mib, --runs and --chunk-kib must be positive")
+    sizes = (args.size_mib, args.runs, args.chunk_kib, args.tus_size_mib, args.tus_chunk_mib)
+    if min(sizes) < 1:
+        parser.error("sizes, chunks and --runs must be positive")
 
     with terminate_as_exit(), tempfile.TemporaryDirectory(prefix="instashare-bench-upload-") as tmp:
-        path = Path(tmp) / FILE_NAME
-        t0 = time.perf_counter()
-        sha256 = generate(path, args.size_mib * MIB)
-        print(
-            f"file: {args.size_mib} MiB of random bytes, sha256 {sha256[:16]}..., "
-            f"generated in {time.perf_counter() - t0:.1f} s"
-        )
-        form = Multipart(path, args.chunk_kib * 1024)
-        print(
-            f"client: httpx, multipart body streamed from disk in {args.chunk_kib} KiB blocks, "
-            f"Content-Length {form.length:,}"
-        )
-        baseline: list[Result] = []
-        ours: list[Result] = []
+        files: dict[str, tuple[Path, str]] = {}
+        wanted = {"multipart": args.size_mib, "tus": args.tus_size_mib}
+        for mode, size_mib in wanted.items():
+            if args.mode not in ("both", mode):
+                continue
+            path = Path(tmp) / mode / FILE_NAME
+            path.parent.mkdir()
+            t0 = time.perf_counter()
+            files[mode] = (path, generate(path, size_mib * MIB))
+            print(
+                f"{mode} file: {size_mib} MiB of random bytes, sha256 {files[mode][1][:16]}..., "
+                f"generated in {time.perf_counter() - t0:.1f} s"
+            )
         ok = True
+        met = True
         with contextlib.ExitStack() as stack:
             bare = None if args.skip_baseline else stack.enter_context(BareUploadServer())
             server = stack.enter_context(InstaShareServer(args.database_url_base, "upload"))
             _, token = server.register_and_login(f"upload-{secrets.token_hex(4)}@bench.example")
-            url = f"{server.base_url}/api/documents"
             print(
                 f"servers: baseline pid {bare.pid if bare else '-'}, InstaShare pid {server.pid}; "
                 f"{args.runs} run(s) each, interleaved, sync before each"
             )
-            for run in range(1, args.runs + 1):
-                print(f"run {run}:")
-                if bare is not None:
-                    os.sync()
-                    result = upload("baseline", f"{bare.base_url}/upload", bare.pid, form, None)
-                    print_result(result)
-                    written = result.body.get("bytes") if isinstance(result.body, dict) else None
-                    if result.status != 201 or written != form.length:
-                        print(f"  baseline answered {result.status}: {result.body}")
-                        ok = False
-                    baseline.append(result)
-                    bare.clear_bodies()
-
-                os.sync()
-                result = upload("instashare", url, server.pid, form, token)
-                print_result(result)
-                body = result.body if isinstance(result.body, dict) else {}
-                verified = (
-                    result.status == 202
-                    and body.get("sha256") == sha256
-                    and body.get("size") == path.stat().st_size
-                )
+            auth = {"Authorization": f"Bearer {token}"}
+            if "multipart" in files:
+                path, sha256 = files["multipart"]
+                form = Multipart(path, args.chunk_kib * 1024)
                 print(
-                    f"  {'':10} answer: HTTP {result.status}, sha256 "
-                    f"{'matches' if body.get('sha256') == sha256 else 'DIFFERS'}, size "
-                    f"{body.get('size')!r} -> {'verified' if verified else 'NOT VERIFIED'}"
+                    f"multipart: httpx, body streamed from disk in {args.chunk_kib} KiB blocks, "
+                    f"Content-Length {form.length:,}"
                 )
-                if not verified:
-                    print(f"  answer body: {result.body}\n  server log:\n{server.log_tail()}")
-                    ok = False
-                ours.append(result)
-                if "id" in body:  # keep the storage directory from growing between runs
-                    httpx.delete(
-                        f"{url}/{body['id']}", headers={"Authorization": f"Bearer {token}"}
+                ours, baseline = [], []
+                url = f"{server.base_url}/api/documents"
+                for run in range(1, args.runs + 1):
+                    print(f"multipart run {run}:")
+                    if bare is not None:
+                        os.sync()
+                        result = upload("baseline", f"{bare.base_url}/upload", bare.pid, form, None)
+                        print_result(result)
+                        written = (
+                            result.body.get("bytes") if isinstance(result.body, dict) else None
+                        )
+                        if result.status != 201 or written != form.length:
+                            print(f"  baseline answered {result.status}: {result.body}")
+                            ok = False
+                        baseline.append(result)
+                        bare.clear_bodies()
+                    os.sync()
+                    result = upload("instashare", url, server.pid, form, token)
+                    print_result(result)
+                    if not verify(result, path.stat().st_size, sha256, 202):
+                        print(f"  server log:\n{server.log_tail()}")
+                        ok = False
+                    ours.append(result)
+                    if isinstance(result.body, dict) and "id" in result.body:
+                        httpx.delete(f"{url}/{result.body['id']}", headers=auth)
+                met = summarize("multipart", ours, baseline) and met
+            if "tus" in files:
+                path, sha256 = files["tus"]
+                chunk = args.tus_chunk_mib * MIB
+                size = path.stat().st_size
+                print(f"tus: httpx, POST then one PATCH per {args.tus_chunk_mib} MiB, from disk")
+                ours, baseline = [], []
+                for run in range(1, args.runs + 1):
+                    print(f"tus run {run}:")
+                    if bare is not None:
+                        os.sync()
+                        sink = f"{bare.base_url}/upload"
+                        result = measured(
+                            "baseline",
+                            bare.pid,
+                            size,
+                            lambda c, sink=sink: tus_upload.send_to_sink(c, sink, path, chunk),
+                        )
+                        print_result(result)
+                        written = (
+                            result.body.get("bytes") if isinstance(result.body, dict) else None
+                        )
+                        if result.status != 201 or written != size:
+                            print(f"  baseline answered {result.status}: {result.body}")
+                            ok = False
+                        baseline.append(result)
+                        bare.clear_bodies()
+                    os.sync()
+                    result = measured(
+                        "instashare",
+                        server.pid,
+                        size,
+                        lambda c: tus_upload.send_to_instashare(
+                            c, server.base_url, token, path, chunk
+                        ),
                     )
-
-        print("summary:")
-        peak = max(r.peak_rss for r in ours)
-        rate = statistics.median(r.mb_per_s for r in ours)
-        rss_met = peak < TARGET_PEAK_RSS
-        print(
-            f"  InstaShare throughput {rate:.1f} MB/s, peak RSS {mib(peak)} "
-            f"(target < {mib(TARGET_PEAK_RSS)}: {'met' if rss_met else 'NOT met'})"
-        )
-        met = rss_met
-        if baseline:
-            base_rate = statistics.median(r.mb_per_s for r in baseline)
-            ratio = rate / base_rate
-            ratio_met = ratio >= TARGET_THROUGHPUT_RATIO
-            met = met and ratio_met
-            print(
-                f"  baseline throughput {base_rate:.1f} MB/s, peak RSS "
-                f"{mib(max(r.peak_rss for r in baseline))}"
-            )
-            print(
-                f"  throughput ratio InstaShare/baseline {ratio:.2f}x "
-                f"(target >= {TARGET_THROUGHPUT_RATIO}x: {'met' if ratio_met else 'NOT met'})"
-            )
-        print(f"  uploads verified (202, sha256, size): {ok}")
+                    print_result(result)
+                    if not verify(result, size, sha256, 204):
+                        print(f"  server log:\n{server.log_tail()}")
+                        ok = False
+                    ours.append(result)
+                    if isinstance(result.body, dict) and "id" in result.body:
+                        httpx.delete(
+                            f"{server.base_url}/api/documents/{result.body['id']}", headers=auth
+                        )
+                met = summarize("tus", ours, baseline) and met
+        print(f"  uploads verified (size, sha256): {ok}")
         print("RESULT:", "targets met" if met and ok else "targets NOT met")
     return 0 if ok else 1
 

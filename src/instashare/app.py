@@ -18,6 +18,7 @@ from instashare.accounts.controllers import AuthController
 from instashare.accounts.principals import PrincipalCache
 from instashare.accounts.security import AccessTokens, build_auth
 from instashare.config import Settings, get_settings
+from instashare.cors import cors_config
 from instashare.db import alchemy_config, create_engine
 from instashare.documents.controllers import DocumentController
 from instashare.documents.events import DocumentEvents, stream_document_events
@@ -31,6 +32,7 @@ from instashare.logs import logging_config, request_logging_config
 from instashare.notifications import Notifications
 from instashare.ratelimit import STORE_NAME, rate_limit_config, rate_limit_store
 from instashare.storage import Storage
+from instashare.uploads.controllers import UploadController, add_tus_resumable
 from instashare.worker.queue import JobQueue
 from instashare.worker.runner import queue_lifespan
 
@@ -74,7 +76,13 @@ def create_app(settings: Settings | None = None) -> Litestar:
         "document_events": Provide(provide_document_events, use_cache=True, sync_to_thread=False),
     }
     return Litestar(
-        route_handlers=[health, AuthController, DocumentController, stream_document_events],
+        route_handlers=[
+            health,
+            AuthController,
+            DocumentController,
+            stream_document_events,
+            UploadController,
+        ],
         dependencies=dependencies,
         plugins=[
             SQLAlchemyPlugin(config=alchemy),
@@ -86,6 +94,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ),
         ],
         on_app_init=[auth.on_app_init],
+        before_send=[add_tus_resumable],
+        cors_config=cors_config(settings),
+        on_shutdown=[storage.close],
         lifespan=[lambda _: notifications.running(), queue_lifespan(settings)],
         middleware=[rate_limit_config(settings).middleware],
         stores={STORE_NAME: rate_limit_store(alchemy)},

@@ -45,6 +45,11 @@ class Settings(BaseSettings):
 
     max_upload_bytes: int = Field(default=2 * GIB, ge=1)
     user_quota_bytes: int = Field(default=10 * GIB, ge=1)
+    # An unfinished resumable upload is removed this long after its last progress.
+    upload_expiry_hours: float = Field(default=24.0, gt=0)
+    # Browser origins allowed to call the API from other sites (comma-separated, "*" for any);
+    # empty: same-origin only, no CORS headers.
+    cors_allow_origins: str = ""
 
     auth_rate_limit_per_minute: int = Field(default=20, ge=1)
     trust_forwarded_headers: bool = False
@@ -97,6 +102,10 @@ class Settings(BaseSettings):
             lock_wait_seconds=self.migration_lock_timeout_seconds,
             ddl_lock_timeout_seconds=self.migration_ddl_lock_timeout,
         )
+
+    @property
+    def cors_origins(self) -> list[str]:
+        return [origin.strip() for origin in self.cors_allow_origins.split(",") if origin.strip()]
 
     @property
     def sync_database_url(self) -> str:

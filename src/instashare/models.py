@@ -4,5 +4,6 @@ from instashare.accounts.models import User
 from instashare.db import Base, metadata
 from instashare.documents.models import Document, DocumentStatus
 from instashare.ratelimit import KeyValueEntry
+from instashare.uploads.models import Upload
 
-__all__ = ["Base", "Document", "DocumentStatus", "KeyValueEntry", "User", "metadata"]
+__all__ = ["Base", "Document", "DocumentStatus", "KeyValueEntry", "Upload", "User", "metadata"]

@@ -22,3 +22,6 @@ class User(Base):
     # so quota checks and list totals never have to count a large collection.
     document_count: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     bytes_used: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # Bytes promised to unfinished resumable uploads (their Upload-Length), counted against the
+    # quota like bytes_used, so that parallel uploads cannot together overrun it.
+    bytes_reserved: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")

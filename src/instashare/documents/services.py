@@ -79,7 +79,7 @@ class DocumentService(SQLAlchemyAsyncRepositoryService[Document]):
         limits: UploadLimits,
     ) -> Document:
         """Stream the form's ``file`` into storage and record it; all or nothing."""
-        remaining_quota = limits.quota_bytes - await self._bytes_used(owner_id)
+        remaining_quota = limits.quota_bytes - await self._committed_bytes(owner_id)
         limit = min(limits.max_upload_bytes, remaining_quota)
         if content_length is not None and content_length > limit + MULTIPART_OVERHEAD_ALLOWANCE:
             raise self._too_large(limits, remaining_quota)
@@ -109,7 +109,7 @@ class DocumentService(SQLAlchemyAsyncRepositoryService[Document]):
                         name_field = value
             if not received.stored:
                 raise invalid("file", "the form has no file in its 'file' field")
-            name = self._choose_name(name_field, received.filename)
+            name = choose_name(name_field, received.filename)
             document = Document(
                 id=document_id,
                 owner_id=owner_id,
@@ -120,7 +120,7 @@ class DocumentService(SQLAlchemyAsyncRepositoryService[Document]):
                 sha256=received.sha256.hexdigest(),
                 original_key=key,
             )
-            return await self._record(document, limits)
+            return await self.record_upload(document, owner_id, limits)
         except MalformedMultipartError as exc:
             await self._discard(storage, key, received)
             raise invalid("file", str(exc)) from exc
@@ -149,33 +149,57 @@ class DocumentService(SQLAlchemyAsyncRepositoryService[Document]):
                 yield event.data
         raise MalformedMultipartError("the body ended inside the file part")
 
-    async def _bytes_used(self, owner_id: UUID) -> int:
-        used = await self.repository.session.scalar(
-            select(User.bytes_used).where(User.id == owner_id)
+    async def _committed_bytes(self, owner_id: UUID) -> int:
+        """Bytes the owner stores plus those reserved by resumable uploads under way."""
+        committed = await self.repository.session.scalar(
+            select(User.bytes_used + User.bytes_reserved).where(User.id == owner_id)
         )
-        return int(used or 0)
+        return int(committed or 0)
 
-    async def _record(self, document: Document, limits: UploadLimits) -> Document:
+    async def record_upload(
+        self,
+        document: Document,
+        owner_id: UUID,
+        limits: UploadLimits,
+        *,
+        reserved: int = 0,
+        commit: bool = True,
+    ) -> Document:
+        """Add the stored upload's row and count it in the owner's totals, within quota.
+
+        ``reserved`` is the part of the owner's reservation (a resumable upload's length) that
+        this document uses up: it is released as the size is counted. Without ``commit`` the
+        caller commits, together with its own changes.
+        """
         session = self.repository.session
         # Locking the owner's row serializes their concurrent uploads, so together they stay
         # within quota, and keeps the owner's totals exact.
-        used = await session.scalar(
-            select(User.bytes_used).where(User.id == document.owner_id).with_for_update()
-        )
-        used = int(used or 0)
-        if used + document.size > limits.quota_bytes:
-            raise self._too_large(limits, limits.quota_bytes - used)
+        totals = (
+            await session.execute(
+                select(User.bytes_used, User.bytes_reserved)
+                .where(User.id == owner_id)
+                .with_for_update()
+            )
+        ).one()
+        committed = int(totals.bytes_used) + int(totals.bytes_reserved) - reserved
+        # A reservation granted at creation stands even if the quota was lowered since.
+        if document.size > reserved and committed + document.size > limits.quota_bytes:
+            raise self._too_large(limits, limits.quota_bytes - committed)
         session.add(document)
         await session.execute(
             update(User)
-            .where(User.id == document.owner_id)
+            .where(User.id == owner_id)
             .values(
                 document_count=User.document_count + 1,
                 bytes_used=User.bytes_used + document.size,
+                bytes_reserved=User.bytes_reserved - reserved,
             )
             .execution_options(synchronize_session=False)
         )
-        await session.commit()
+        if commit:
+            await session.commit()
+        else:
+            await session.flush()
         return document
 
     @staticmethod
@@ -188,27 +212,7 @@ class DocumentService(SQLAlchemyAsyncRepositoryService[Document]):
 
     @staticmethod
     def _too_large(limits: UploadLimits, remaining_quota: int) -> PayloadTooLargeException:
-        if remaining_quota < limits.max_upload_bytes:
-            return PayloadTooLargeException(
-                detail=f"the upload exceeds your remaining storage quota of "
-                f"{max(remaining_quota, 0)} bytes"
-            )
-        return PayloadTooLargeException(
-            detail=f"the upload exceeds the maximum size of {limits.max_upload_bytes} bytes"
-        )
-
-    @staticmethod
-    def _choose_name(name_field: str | None, filename: str | None) -> str:
-        try:
-            if name_field is not None:
-                return validate_name(name_field)
-            return name_from_filename(filename or "")
-        except InvalidNameError as exc:
-            if name_field is None:
-                message = f"the uploaded file name cannot be used ({exc}); send a 'name' field"
-            else:
-                message = str(exc)
-            raise invalid("name", message) from exc
+        return too_large(limits, remaining_quota)
 
     async def get_owned(self, document_id: UUID, owner_id: UUID) -> Document:
         document = await self.get_one_or_none(id=document_id, owner_id=owner_id)
@@ -296,6 +300,32 @@ class DocumentService(SQLAlchemyAsyncRepositoryService[Document]):
                 await storage.delete(key)
             except Exception:
                 log.exception("could not remove a deleted document's object", key=key)
+
+
+def too_large(limits: UploadLimits, remaining_quota: int) -> PayloadTooLargeException:
+    """413, naming whichever limit the upload broke."""
+    if remaining_quota < limits.max_upload_bytes:
+        return PayloadTooLargeException(
+            detail=f"the upload exceeds your remaining storage quota of "
+            f"{max(remaining_quota, 0)} bytes"
+        )
+    return PayloadTooLargeException(
+        detail=f"the upload exceeds the maximum size of {limits.max_upload_bytes} bytes"
+    )
+
+
+def choose_name(name_field: str | None, filename: str | None) -> str:
+    """The document's name: the given name, else the uploaded file's base name (400 if unusable)."""
+    try:
+        if name_field is not None:
+            return validate_name(name_field)
+        return name_from_filename(filename or "")
+    except InvalidNameError as exc:
+        if name_field is None:
+            message = f"the uploaded file name cannot be used ({exc}); send a 'name' field"
+        else:
+            message = str(exc)
+        raise invalid("name", message) from exc
 
 
 def _filtered(

@@ -14,6 +14,7 @@ from urllib.parse import unquote, urlsplit
 import obstore
 
 from instashare.storage.errors import ObjectNotFoundError, translate_errors
+from instashare.storage.resumable import ResumableUpload, ResumableWriter
 from instashare.storage.settings import MIB, StorageSettings
 from instashare.storage.writer import Writer
 
@@ -173,6 +174,27 @@ class Storage(ABC):
     @abstractmethod
     async def _remove_stale_partials(self, older_than: timedelta) -> int:
         """:meth:`remove_stale_partials` once ``older_than`` is known to be valid."""
+
+    @abstractmethod
+    async def open_resumable(self, upload: ResumableUpload) -> ResumableWriter:
+        """A writer that appends to ``upload`` from its recorded offset (see :mod:`.resumable`).
+
+        Raises ResumableDataLostError when storage holds fewer bytes than the offset says.
+        """
+
+    @abstractmethod
+    async def finish_resumable(self, upload: ResumableUpload) -> None:
+        """Turn a complete upload (offset == length) into the object ``destination_key`` and
+        remove its working space. Running it again after it succeeded does nothing, so a
+        process that died before recording the result can simply finish again.
+        """
+
+    @abstractmethod
+    async def remove_resumable(self, upload: ResumableUpload) -> None:
+        """Delete everything an unfinished upload stored (but not its destination object)."""
+
+    async def close(self) -> None:  # noqa: B027  (optional: most backends hold nothing)
+        """Release the connections a backend keeps open; it may still be used afterwards."""
 
     async def check(self) -> None:
         """Cheap health probe: raise StorageUnavailableError unless storage answers now."""

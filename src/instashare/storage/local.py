@@ -1,7 +1,8 @@
 """Storage in a local directory, in the files where obstore's LocalStore keeps its objects.
 
 Uploads bypass obstore: each is written to a partial file beside its object and renamed into
-place (see :class:`~instashare.storage.partial_file.PartialFile`). Reads, deletes and listings
+place (see :class:`~instashare.storage.partial_file.PartialFile`); a resumable upload appends
+to a file of its own across requests (see :mod:`.local_resumable`). Reads, deletes and listings
 go through LocalStore, which finds the files exactly where uploads put them.
 """
 
@@ -20,12 +21,14 @@ from obstore.store import LocalStore
 
 from instashare.storage.base import Storage
 from instashare.storage.errors import StorageUnavailableError, translate_errors
+from instashare.storage.local_resumable import LocalResumableWriter, finish_file, remove_file
 from instashare.storage.partial_file import (
     PartialFile,
     is_partial_file_name,
     remove_stale_partial_files,
 )
-from instashare.storage.tasks import close_quietly, wait_out
+from instashare.storage.resumable import ResumableUpload, ResumableWriter
+from instashare.storage.tasks import close_quietly, run_to_completion, wait_out
 
 # LocalStore's own staging files, "<name>#<digits>": it refuses such names as keys.
 _LOCAL_STORE_STAGING: Final = re.compile(r"[^#]*#[0-9]+", re.DOTALL)
@@ -93,6 +96,22 @@ class LocalStorage(Storage):
         cutoff = time.time() - older_than.total_seconds()
         with translate_errors("", missing_is_not_found=False):
             return await asyncio.to_thread(remove_stale_partial_files, self._root, cutoff)
+
+    async def open_resumable(self, upload: ResumableUpload) -> ResumableWriter:
+        path = _object_path(self._root, upload.scratch_key)
+        with translate_errors(upload.scratch_key, missing_is_not_found=False):
+            return LocalResumableWriter(upload, path)
+
+    async def finish_resumable(self, upload: ResumableUpload) -> None:
+        scratch = _object_path(self._root, upload.scratch_key)
+        destination = _object_path(self._root, upload.destination_key)
+        with translate_errors(upload.destination_key, missing_is_not_found=False):
+            await run_to_completion(lambda: finish_file(scratch, destination, upload.length))
+
+    async def remove_resumable(self, upload: ResumableUpload) -> None:
+        scratch = _object_path(self._root, upload.scratch_key)
+        with translate_errors(upload.scratch_key, missing_is_not_found=False):
+            await run_to_completion(lambda: remove_file(scratch))
 
     async def _probe(self) -> None:
         # LocalStore lists a vanished directory as empty rather than failing.

@@ -57,7 +57,7 @@ class PartialFile:
         self._writeback: asyncio.Future[None] | None = None
         # A new directory entry is durable only once its directory is fsynced.
         self._directories = {path.parent}
-        self._directories.update(created.parent for created in _make_dirs(path.parent))
+        self._directories.update(created.parent for created in make_dirs(path.parent))
         name = path.name.encode()[:_PARTIAL_NAME_BYTES].decode(errors="ignore")
         self.temp = path.with_name(f".{name}.{secrets.token_hex(8)}.part")
         # "x" is O_CREAT | O_EXCL; the mode is 0o666 less the umask, like LocalStore's files.
@@ -90,7 +90,7 @@ class PartialFile:
         os.replace(self.temp, self.path)
         self._in_place = True
         for directory in self._directories:
-            _fsync_directory(directory)
+            fsync_directory(directory)
 
     async def discard(self) -> None:
         """Remove the temporary file, or the object if the commit got that far; never raises."""
@@ -102,11 +102,11 @@ class PartialFile:
             os.unlink(self.path if self._in_place else self.temp)
 
 
-def _make_dirs(directory: Path) -> list[Path]:
+def make_dirs(directory: Path) -> list[Path]:
     """Create ``directory`` and its missing parents; return the ones created here, top first."""
     if directory.is_dir():
         return []
-    created = _make_dirs(directory.parent)
+    created = make_dirs(directory.parent)
     try:
         directory.mkdir()
     except FileExistsError:
@@ -114,7 +114,7 @@ def _make_dirs(directory: Path) -> list[Path]:
     return [*created, directory]
 
 
-def _fsync_directory(directory: Path) -> None:
+def fsync_directory(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)

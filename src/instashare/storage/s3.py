@@ -2,7 +2,8 @@
 
 Uploads are obstore's multipart uploads. S3 keeps no partial objects in view: an upload that
 stops before its end is aborted, and one whose process died is an incomplete multipart upload
-that a bucket lifecycle rule expires.
+that a bucket lifecycle rule expires. Resumable uploads keep their multipart upload across
+requests, through :mod:`.s3_parts` (see :mod:`.s3_resumable`).
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ from typing import TYPE_CHECKING, Any, Final
 import obstore
 from obstore.store import S3Store
 
+from instashare.storage import s3_resumable
 from instashare.storage.base import Storage
 from instashare.storage.chunk_source import ChunkSource
 from instashare.storage.errors import translate_errors
+from instashare.storage.resumable import ResumableUpload, ResumableWriter
+from instashare.storage.s3_parts import S3Parts
 from instashare.storage.settings import StorageSettings
 from instashare.storage.tasks import mark_retrieved, wait_out
 
@@ -79,6 +83,7 @@ class S3Storage(Storage):
         super().__init__(build(client), stream_store=build(stream_client))
         self._part_size = settings.part_size
         self._upload_concurrency = settings.upload_concurrency
+        self._parts = S3Parts(bucket, prefix, settings)
 
     async def upload(
         self, key: str, chunks: AsyncIterable[bytes], *, content_type: str | None = None
@@ -131,3 +136,24 @@ class S3Storage(Storage):
     async def _remove_stale_partials(self, older_than: timedelta) -> int:
         """Nothing to remove: S3 keeps no partial objects (see the module's docstring)."""
         return 0
+
+    async def put_bytes(self, key: str, data: bytes, *, content_type: str | None = None) -> None:
+        """Store a small object (at most one part) in one request."""
+        attributes: Attributes | None = {"Content-Type": content_type} if content_type else None
+        with translate_errors(key, missing_is_not_found=False):
+            await obstore.put_async(
+                self._store, key, data, attributes=attributes, use_multipart=False
+            )
+
+    async def open_resumable(self, upload: ResumableUpload) -> ResumableWriter:
+        tail = await s3_resumable.read_tail(self, upload)
+        return s3_resumable.S3ResumableWriter(upload, self, self._parts, self._part_size, tail)
+
+    async def finish_resumable(self, upload: ResumableUpload) -> None:
+        await s3_resumable.finish(self, self._parts, upload)
+
+    async def remove_resumable(self, upload: ResumableUpload) -> None:
+        await s3_resumable.remove(self, self._parts, upload)
+
+    async def close(self) -> None:
+        await self._parts.close()

@@ -1,0 +1,1 @@
+"""Resumable uploads over tus 1.0.0: progress in PostgreSQL, bytes in storage."""
