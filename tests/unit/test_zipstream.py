@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import io
 import random
 import shutil
@@ -210,13 +211,13 @@ async def test_write_zip_small_file_is_a_single_write() -> None:
 async def test_write_zip_compresses_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
     loop_thread = threading.get_ident()
     compress_threads: list[int] = []
-    real_compress_chunk = zipstream._compress_chunk
+    real_compress_chunk = zipstream.writer._compress_chunk
 
     def recording(*args):
         compress_threads.append(threading.get_ident())
         return real_compress_chunk(*args)
 
-    monkeypatch.setattr(zipstream, "_compress_chunk", recording)
+    monkeypatch.setattr(zipstream.writer, "_compress_chunk", recording)
     sink = Sink()
     await write_zip(aiter_list([b"", b"a" * 1000, b"", b"b" * 2000]), "x", sink, modified=WHEN)
     assert len(compress_threads) == 2  # one per non-empty chunk; empty chunks are skipped
@@ -286,6 +287,61 @@ async def test_layout_serves_renamed_archive_without_recompressing(tmp_path: Pat
     assert entry.extract_version == 20
     assert_classic_end_record(archive)
     assert_unzip_accepts(archive, tmp_path)
+
+
+# Digests of the literal segments (ranges as "<offset+length>") of single-document layouts as
+# served since the first release. The documents' ETags do not hash these bytes, so a change here
+# would splice different bytes into downloads resumed across a deployment.
+PINNED_LAYOUTS = {
+    "small-deflated": (
+        ZipEntryInfo(0x1234ABCD, 1000, 600, 57, 800, 8),
+        "report.pdf",
+        WHEN,
+        "929eae5dc9a77b6c308e0873df029871",
+        736,
+    ),
+    "non-ascii": (
+        ZipEntryInfo(0xDEADBEEF, 10, 12, 40, 100, 8),
+        "Überweisung März € 2025.txt",
+        WHEN,
+        "48854791e79f2af191abbcf11232221a",
+        190,
+    ),
+    "stored-empty": (
+        ZipEntryInfo(0, 0, 0, 0, 0, 0),
+        "empty",
+        datetime(1975, 1, 1, tzinfo=UTC),
+        "24decec4de8b689366a92071632998b3",
+        126,
+    ),
+    "zip64-sizes": (
+        ZipEntryInfo(0xCAFEBABE, 5 << 30, (4 << 30) + 7, 61, 5 << 30, 8),
+        "big.bin",
+        datetime(2200, 1, 1, tzinfo=UTC),
+        "4198f10e5d58f554df9d0218066381a5",
+        4294967531,
+    ),
+    "zip64-directory-offset": (
+        ZipEntryInfo(0xCAFEBABE, (4 << 30) - 2, (4 << 30) - 3, 61, 5 << 30, 8),
+        "near.bin",
+        WHEN,
+        "0a4097c6437518aee3ac3604acb20f87",
+        4294967501,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(PINNED_LAYOUTS))
+def test_single_document_layouts_stay_byte_identical(case: str) -> None:
+    info, name, modified, digest, size = PINNED_LAYOUTS[case]
+    layout = build_layout(info, name, modified=modified)
+    hasher = hashlib.sha256()
+    for segment in layout.segments:
+        if isinstance(segment, bytes):
+            hasher.update(segment)
+        else:
+            hasher.update(f"<{segment.offset}+{segment.length}>".encode())
+    assert (hasher.hexdigest()[:32], layout.size) == (digest, size)
 
 
 async def test_layout_is_deterministic() -> None:
@@ -445,7 +501,7 @@ async def test_zip64_paths_with_lowered_limit(
 ) -> None:
     # Pretend 32-bit fields top out at 1000: every size and the central directory offset of
     # these ~100 KiB archives then need ZIP64, exercising those branches for real.
-    monkeypatch.setattr(zipstream, "ZIP64_LIMIT", 1000)
+    monkeypatch.setattr(zipstream.records, "ZIP64_LIMIT", 1000)
     data = text_data(300_000) + random_data(50_000)
     info, sink = await compress(data, chunk_size=64 * 1024)
 
