@@ -1,4 +1,4 @@
-"""Serving a ready document as a ZIP named after its current name, with ranges and ETags."""
+"""Serving archives (a ready document's, or any built layout) with ranges and ETags."""
 
 from __future__ import annotations
 
@@ -21,9 +21,10 @@ from instashare.http_ranges import (
 from instashare.storage import Storage
 from instashare.zipstream import (
     METHOD_DEFLATED,
+    ArchiveEntry,
     ArchiveLayout,
     ZipEntryInfo,
-    build_layout,
+    build_archive,
     iter_layout,
 )
 
@@ -35,9 +36,12 @@ class Download:
     status_code: int
     headers: dict[str, str]
     body: AsyncIterator[bytes] | None
+    start: int = 0  # where the body starts in the archive
+    archive_size: int = 0
 
 
-def archive_layout(document: Document) -> ArchiveLayout:
+def archive_entry(document: Document, name: str | None = None) -> ArchiveEntry:
+    """The document's stored archive as an entry named ``name`` (its own name by default)."""
     if (
         document.archive_crc32 is None
         or document.archive_data_offset is None
@@ -55,7 +59,13 @@ def archive_layout(document: Document) -> ArchiveLayout:
         method=METHOD_DEFLATED,
     )
     # The entry's time is the upload's, so the archive (and its ETag) only changes with the name.
-    return build_layout(info, document.name, modified=document.created_at)
+    return ArchiveEntry(
+        info, name or document.name, document.created_at, source=document.archive_key or ""
+    )
+
+
+def archive_layout(document: Document) -> ArchiveLayout:
+    return build_archive([archive_entry(document)])
 
 
 def entity_tag(document: Document) -> str:
@@ -72,16 +82,41 @@ def prepare_download(
     if_range: str | None,
     if_none_match: str | None,
 ) -> Download:
-    layout = archive_layout(document)
-    etag = entity_tag(document)
+    return prepare_archive_download(
+        archive_layout(document),
+        entity_tag(document),
+        f"{document.name}.zip",
+        storage,
+        range_header=range_header,
+        if_range=if_range,
+        if_none_match=if_none_match,
+    )
+
+
+def prepare_archive_download(
+    layout: ArchiveLayout,
+    etag: str,
+    filename: str,
+    storage: Storage,
+    *,
+    range_header: str | None,
+    if_range: str | None,
+    if_none_match: str | None,
+    read_ahead: int = 0,
+) -> Download:
+    """Status, headers and body for a GET of ``layout`` given the request's conditional headers.
+
+    ``etag`` must change whenever the layout's bytes would; a stale ``If-Range`` gets the
+    whole archive, a matching ``If-None-Match`` a 304.
+    """
     headers = {
         "ETag": etag,
         "Accept-Ranges": "bytes",
         "Cache-Control": "private, no-cache",
-        "Content-Disposition": content_disposition(f"{document.name}.zip"),
+        "Content-Disposition": content_disposition(filename),
     }
     if none_match(if_none_match, etag):
-        return Download(304, headers, None)
+        return Download(304, headers, None, archive_size=layout.size)
     wanted: ByteRange | None = None
     if if_range_allows(if_range, etag):
         try:
@@ -92,14 +127,15 @@ def prepare_download(
                 detail=f"the archive has {layout.size} bytes; the requested range is outside it",
                 headers={"Content-Range": f"bytes */{layout.size}"},
             ) from exc
-    archive_key = document.archive_key or ""
 
-    def read_range(offset: int, length: int) -> AsyncIterator[bytes]:
-        return storage.read(archive_key, start=offset, length=length)
+    def read_range(source: str, offset: int, length: int) -> AsyncIterator[bytes]:
+        return storage.read(source, start=offset, length=length)
 
     if wanted is None:
         headers["Content-Length"] = str(layout.size)
-        return Download(200, headers, iter_layout(layout, read_range))
+        body = iter_layout(layout, read_range, read_ahead=read_ahead)
+        return Download(200, headers, body, archive_size=layout.size)
     headers["Content-Length"] = str(wanted.length)
     headers["Content-Range"] = wanted.content_range(layout.size)
-    return Download(206, headers, iter_layout(layout, read_range, wanted.start, wanted.end))
+    body = iter_layout(layout, read_range, wanted.start, wanted.end, read_ahead=read_ahead)
+    return Download(206, headers, body, start=wanted.start, archive_size=layout.size)

@@ -9,31 +9,46 @@ renaming a document never touches the stored object and never recompresses anyth
 * :mod:`.writer`: :func:`write_zip` compresses an async byte stream into a ZIP written through an
   append-only sink, in constant memory, and returns the :class:`ZipEntryInfo` needed later.
 * :mod:`.layout`: :func:`build_layout` describes a new archive (a different name and time) as
-  bytes to emit and ranges of the stored object to copy; :func:`iter_layout` streams any byte
-  range of it.
+  bytes to emit and ranges of the stored object to copy, :func:`build_archive` the same for many
+  entries from many stored objects (a share's ZIP); :func:`iter_layout` streams any byte range
+  of either.
 * :mod:`.records`: the binary records both of them write.
 """
 
 from instashare.zipstream.layout import (
+    READ_AHEAD_MAX_BYTES,
+    ArchiveEntry,
     ArchiveLayout,
+    ReadRange,
     StoredDataError,
     StoredRange,
+    build_archive,
     build_layout,
     iter_layout,
 )
-from instashare.zipstream.records import METHOD_DEFLATED, METHOD_STORED, ZIP64_LIMIT
+from instashare.zipstream.records import (
+    METHOD_DEFLATED,
+    METHOD_STORED,
+    ZIP64_COUNT_LIMIT,
+    ZIP64_LIMIT,
+)
 from instashare.zipstream.writer import DEFAULT_LEVEL, WRITE_SIZE, ZipEntryInfo, write_zip
 
 __all__ = [
     "DEFAULT_LEVEL",
     "METHOD_DEFLATED",
     "METHOD_STORED",
+    "READ_AHEAD_MAX_BYTES",
     "WRITE_SIZE",
+    "ZIP64_COUNT_LIMIT",
     "ZIP64_LIMIT",
+    "ArchiveEntry",
     "ArchiveLayout",
+    "ReadRange",
     "StoredDataError",
     "StoredRange",
     "ZipEntryInfo",
+    "build_archive",
     "build_layout",
     "iter_layout",
     "write_zip",

@@ -1,12 +1,17 @@
-"""Serving a stored archive under a new name: headers made on the fly around stored data.
+"""Serving stored archives under new names: headers made on the fly around stored data.
 
-:func:`build_layout` describes the archive as literal bytes and ranges of stored objects;
-:func:`iter_layout` streams any byte range of it, reading only the stored bytes that range needs.
+:func:`build_archive` describes a ZIP of one or many entries, each entry's data being a range of
+its own stored object, as literal bytes and stored ranges; :func:`build_layout` is the
+single-entry case. :func:`iter_layout` streams any byte range of such an archive, reading only
+the stored bytes that range needs, optionally fetching small entries ahead of time.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -22,13 +27,22 @@ from instashare.zipstream.records import (
 )
 from instashare.zipstream.writer import ZipEntryInfo
 
+# Stored ranges up to this size are read whole, ahead of their turn, when read-ahead is asked
+# for: many small entries then cost one storage round trip's latency in total, not one each.
+# Larger ranges are streamed in their turn, so read-ahead holds at most depth x this in memory.
+READ_AHEAD_MAX_BYTES = 256 * 1024
+
+ReadRange = Callable[[str, int, int], AsyncIterator[bytes]]
+"""``read_range(source, offset, length)``: stream ``length`` bytes of object ``source``."""
+
 
 @dataclass(frozen=True, slots=True)
 class StoredRange:
-    """``length`` bytes of the stored object starting at ``offset``."""
+    """``length`` bytes of the stored object ``source`` starting at ``offset``."""
 
     offset: int
     length: int
+    source: str = ""  # which object; "" when a layout reads one object only
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,18 +53,62 @@ class ArchiveLayout:
     size: int  # total bytes, i.e. the exact Content-Length of the full archive
 
 
+@dataclass(frozen=True, slots=True)
+class ArchiveEntry:
+    """One entry of an archive to build: stored data (in object ``source``) under a name."""
+
+    info: ZipEntryInfo
+    name: str
+    modified: datetime
+    source: str = ""
+
+
 class StoredDataError(Exception):
     """The stored object did not return the bytes a layout needs (truncated or replaced)."""
 
 
 def build_layout(info: ZipEntryInfo, name: str, *, modified: datetime) -> ArchiveLayout:
-    """Describe a complete single-entry ZIP holding the stored data under ``name``.
+    """Describe a complete single-entry ZIP holding the stored data under ``name``."""
+    return build_archive([ArchiveEntry(info, name, modified)])
 
-    The archive is what a seekable writer would have produced: crc and sizes up front in the
-    local header (no data descriptor), ZIP64 records only where a value does not fit 32 bits,
-    so ordinary files stay readable by tools without ZIP64 support. The output depends only on
-    the arguments, byte for byte, which is what makes ETags and resumed Range requests sound.
+
+def build_archive(entries: Sequence[ArchiveEntry]) -> ArchiveLayout:
+    """Describe a complete ZIP holding every entry's stored data under its name, in order.
+
+    The archive is what a seekable writer would have produced: crc and sizes up front in each
+    local header (no data descriptors), ZIP64 records only where a value does not fit (a size
+    or an offset of 4 GiB or more, 65,535 entries or more), so ordinary archives stay readable
+    by tools without ZIP64 support. The output depends only on the arguments, byte for byte,
+    which is what makes ETags and resumed Range requests sound. Names must be unique; that is
+    the caller's business (it knows how it wants them told apart).
     """
+    segments: list[bytes | StoredRange] = []
+    directory: list[bytes] = []
+    offset = 0
+    for item in entries:
+        info = item.info
+        _check(info)
+        entry = make_entry(
+            item.name,
+            item.modified,
+            info.method,
+            crc32=info.crc32,
+            size=info.size,
+            compressed_size=info.compressed_size,
+        )
+        header = local_header(entry, streaming=False)
+        segments.append(header)
+        if info.compressed_size:  # a stored (method 0) empty file has no data at all
+            segments.append(StoredRange(info.data_offset, info.compressed_size, item.source))
+        directory.append(central_record(entry, offset, flags=FLAG_UTF8, force_zip64_version=False))
+        offset += len(header) + info.compressed_size
+    records = b"".join(directory)
+    trailer = records + end_records(len(directory), len(records), offset)
+    segments.append(trailer)
+    return ArchiveLayout(segments=tuple(segments), size=offset + len(trailer))
+
+
+def _check(info: ZipEntryInfo) -> None:
     if info.method not in (METHOD_STORED, METHOD_DEFLATED):
         raise ValueError(f"unsupported compression method {info.method}")
     if info.method == METHOD_STORED and info.compressed_size != info.size:
@@ -62,48 +120,50 @@ def build_layout(info: ZipEntryInfo, name: str, *, modified: datetime) -> Archiv
     if info.data_offset + info.compressed_size > info.archive_size:
         raise ValueError("the entry's data extends past the end of the stored archive")
 
-    entry = make_entry(
-        name,
-        modified,
-        info.method,
-        crc32=info.crc32,
-        size=info.size,
-        compressed_size=info.compressed_size,
-    )
-    header = local_header(entry, streaming=False)
-    directory_offset = len(header) + info.compressed_size
-    record = central_record(entry, 0, flags=FLAG_UTF8, force_zip64_version=False)
-    trailer = record + end_records(1, len(record), directory_offset)
-    segments: list[bytes | StoredRange] = [header]
-    if info.compressed_size:  # a stored (method 0) empty file has no data at all
-        segments.append(StoredRange(info.data_offset, info.compressed_size))
-    segments.append(trailer)
-    return ArchiveLayout(
-        segments=tuple(segments), size=len(header) + info.compressed_size + len(trailer)
-    )
-
 
 async def iter_layout(
     layout: ArchiveLayout,
-    read_range: Callable[[int, int], AsyncIterator[bytes]],
+    read_range: ReadRange,
     start: int = 0,
     end: int | None = None,
+    *,
+    read_ahead: int = 0,
 ) -> AsyncIterator[bytes]:
     """Yield bytes ``[start, end)`` of the archive described by ``layout``.
 
-    Stored data is fetched with ``read_range(offset, length)`` for just the overlap with the
-    requested range, so a resumed download reads only what it still needs. Raises
-    :class:`StoredDataError` if ``read_range`` yields more or fewer bytes than asked for:
-    serving a silently short body would break the promised Content-Length.
+    Stored data is fetched with ``read_range(source, offset, length)`` for just the overlap with
+    the requested range, so a resumed download reads only what it still needs. With
+    ``read_ahead`` > 0, up to that many upcoming ranges of at most ``READ_AHEAD_MAX_BYTES`` are
+    fetched concurrently while earlier bytes are being sent. Raises :class:`StoredDataError` if
+    ``read_range`` yields more or fewer bytes than asked for: serving a silently short body
+    would break the promised Content-Length.
     """
     stop = layout.size if end is None else end
     if not 0 <= start <= stop <= layout.size:
         raise ValueError(f"range [{start}, {stop}) is outside the archive of {layout.size} bytes")
+    pieces = _pieces(layout, start, stop)
+    # Nested generators are closed explicitly (aclosing), so a consumer that stops early stops
+    # every read at once instead of leaving them to the garbage collector.
+    if read_ahead < 1:
+        for piece in pieces:
+            if isinstance(piece, bytes):
+                yield piece
+            else:
+                async with contextlib.aclosing(_read_exactly(read_range, piece)) as chunks:
+                    async for chunk in chunks:
+                        yield chunk
+        return
+    async with contextlib.aclosing(_with_read_ahead(pieces, read_range, read_ahead)) as chunks:
+        async for chunk in chunks:
+            yield chunk
 
+
+def _pieces(layout: ArchiveLayout, start: int, stop: int) -> Iterator[bytes | StoredRange]:
+    """The parts of ``[start, stop)``: slices of literal bytes and clipped stored ranges."""
     segment_start = 0
     for segment in layout.segments:
         if segment_start >= stop:
-            break
+            return
         length = len(segment) if isinstance(segment, bytes) else segment.length
         segment_end = segment_start + length
         lo = max(start, segment_start)
@@ -112,14 +172,78 @@ async def iter_layout(
             if isinstance(segment, bytes):
                 yield segment[lo - segment_start : hi - segment_start]
             else:
-                wanted = hi - lo
-                received = 0
-                async for piece in read_range(segment.offset + lo - segment_start, wanted):
-                    received += len(piece)
-                    if received > wanted:
-                        raise StoredDataError(f"read_range returned over {wanted} bytes")
-                    if piece:
-                        yield piece
-                if received != wanted:
-                    raise StoredDataError(f"read_range returned {received} of {wanted} bytes")
+                yield StoredRange(segment.offset + lo - segment_start, hi - lo, segment.source)
         segment_start = segment_end
+
+
+async def _read_exactly(read_range: ReadRange, piece: StoredRange) -> AsyncGenerator[bytes, None]:
+    received = 0
+    chunks = read_range(piece.source, piece.offset, piece.length)
+    try:
+        async for chunk in chunks:
+            received += len(chunk)
+            if received > piece.length:
+                raise StoredDataError(f"read_range returned over {piece.length} bytes")
+            if chunk:
+                yield chunk
+    finally:
+        # Storage streams hold connections or file handles: release them now, not at GC.
+        close = getattr(chunks, "aclose", None)
+        if close is not None:
+            await close()
+    if received != piece.length:
+        raise StoredDataError(f"read_range returned {received} of {piece.length} bytes")
+
+
+async def _read_whole(read_range: ReadRange, piece: StoredRange) -> bytes:
+    async with contextlib.aclosing(_read_exactly(read_range, piece)) as chunks:
+        return b"".join([chunk async for chunk in chunks])
+
+
+async def _with_read_ahead(
+    pieces: Iterator[bytes | StoredRange], read_range: ReadRange, depth: int
+) -> AsyncGenerator[bytes, None]:
+    # In order: literal bytes, small ranges being fetched, and at most one large range (last),
+    # which is streamed when its turn comes; nothing past it is looked at before then.
+    window: deque[bytes | StoredRange | asyncio.Task[bytes]] = deque()
+    fetching = 0
+    exhausted = False
+
+    def fill() -> None:
+        nonlocal fetching, exhausted
+        while not exhausted and fetching < depth:
+            if window and isinstance(window[-1], StoredRange):
+                return
+            piece = next(pieces, None)
+            if piece is None:
+                exhausted = True
+            elif isinstance(piece, StoredRange) and piece.length <= READ_AHEAD_MAX_BYTES:
+                window.append(asyncio.ensure_future(_read_whole(read_range, piece)))
+                fetching += 1
+            else:
+                window.append(piece)
+
+    try:
+        fill()
+        while window:
+            item = window.popleft()
+            if isinstance(item, asyncio.Task):
+                fetching -= 1
+                fill()
+                yield await item
+            elif isinstance(item, StoredRange):
+                fill()
+                async with contextlib.aclosing(_read_exactly(read_range, item)) as chunks:
+                    async for chunk in chunks:
+                        yield chunk
+            else:
+                fill()
+                yield item
+    finally:
+        # The consumer stopped early (a client went away): nobody wants the rest.
+        pending = [item for item in window if isinstance(item, asyncio.Task)]
+        for task in pending:
+            task.cancel()
+        for task in pending:
+            with contextlib.suppress(BaseException):
+                await task
