@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+from uuid import UUID
 
 from litestar.exceptions import HTTPException
 from litestar.status_codes import HTTP_416_REQUESTED_RANGE_NOT_SATISFIABLE
 
-from instashare.documents.models import Document
 from instashare.http_ranges import (
     ByteRange,
     RangeNotSatisfiableError,
@@ -21,12 +23,20 @@ from instashare.http_ranges import (
 from instashare.storage import Storage
 from instashare.zipstream import (
     METHOD_DEFLATED,
+    READ_AHEAD_MAX_BYTES,
     ArchiveEntry,
     ArchiveLayout,
+    StoredRange,
     ZipEntryInfo,
     build_archive,
     iter_layout,
 )
+
+# Ranges this small are read whole, without a size lookup first; many of them together.
+SMALL_READ_BYTES = READ_AHEAD_MAX_BYTES
+# Headers and small entries are gathered into pieces this large before they are sent: one send
+# per piece of a few dozen bytes would cost more than the bytes.
+SEND_SIZE = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -40,7 +50,32 @@ class Download:
     archive_size: int = 0
 
 
-def archive_entry(document: Document, name: str | None = None) -> ArchiveEntry:
+class ArchivedDocument(Protocol):
+    """What serving a document's archive reads: a Document, or any record of those columns."""
+
+    @property
+    def id(self) -> UUID: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def size(self) -> int: ...
+    @property
+    def sha256(self) -> str: ...
+    @property
+    def created_at(self) -> datetime: ...
+    @property
+    def archive_key(self) -> str | None: ...
+    @property
+    def compressed_size(self) -> int | None: ...
+    @property
+    def archive_crc32(self) -> int | None: ...
+    @property
+    def archive_data_offset(self) -> int | None: ...
+    @property
+    def archive_data_size(self) -> int | None: ...
+
+
+def archive_entry(document: ArchivedDocument, name: str | None = None) -> ArchiveEntry:
     """The document's stored archive as an entry named ``name`` (its own name by default)."""
     if (
         document.archive_crc32 is None
@@ -64,18 +99,18 @@ def archive_entry(document: Document, name: str | None = None) -> ArchiveEntry:
     )
 
 
-def archive_layout(document: Document) -> ArchiveLayout:
+def archive_layout(document: ArchivedDocument) -> ArchiveLayout:
     return build_archive([archive_entry(document)])
 
 
-def entity_tag(document: Document) -> str:
+def entity_tag(document: ArchivedDocument) -> str:
     # Everything that shapes the served bytes: the content, where it is stored and the name.
     fingerprint = f"{document.id}|{document.sha256}|{document.archive_key}|{document.name}"
     return '"' + hashlib.sha256(fingerprint.encode()).hexdigest()[:32] + '"'
 
 
 def prepare_download(
-    document: Document,
+    document: ArchivedDocument,
     storage: Storage,
     *,
     range_header: str | None,
@@ -128,14 +163,47 @@ def prepare_archive_download(
                 headers={"Content-Range": f"bytes */{layout.size}"},
             ) from exc
 
-    def read_range(source: str, offset: int, length: int) -> AsyncIterator[bytes]:
-        return storage.read(source, start=offset, length=length)
+    async def read_range(source: str, offset: int, length: int) -> AsyncIterator[bytes]:
+        if length <= SMALL_READ_BYTES:
+            [data] = await storage.read_ranges([(source, offset, length)])
+            yield data
+            return
+        async for chunk in storage.read(source, start=offset, length=length):
+            yield chunk
 
+    async def read_batch(ranges: Sequence[StoredRange]) -> list[bytes]:
+        return await storage.read_ranges([(r.source, r.offset, r.length) for r in ranges])
+
+    start, end = (0, layout.size) if wanted is None else (wanted.start, wanted.end)
+    body = _coalesced(
+        iter_layout(layout, read_range, start, end, read_ahead=read_ahead, read_batch=read_batch)
+    )
     if wanted is None:
         headers["Content-Length"] = str(layout.size)
-        body = iter_layout(layout, read_range, read_ahead=read_ahead)
         return Download(200, headers, body, archive_size=layout.size)
     headers["Content-Length"] = str(wanted.length)
     headers["Content-Range"] = wanted.content_range(layout.size)
-    body = iter_layout(layout, read_range, wanted.start, wanted.end, read_ahead=read_ahead)
     return Download(206, headers, body, start=wanted.start, archive_size=layout.size)
+
+
+async def _coalesced(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """The same bytes in pieces of at least SEND_SIZE (but the last)."""
+    pending: list[bytes] = []
+    held = 0
+    try:
+        async for chunk in chunks:
+            if not held and len(chunk) >= SEND_SIZE:
+                yield chunk
+                continue
+            pending.append(chunk)
+            held += len(chunk)
+            if held >= SEND_SIZE:
+                yield b"".join(pending)
+                pending.clear()
+                held = 0
+        if pending:
+            yield b"".join(pending)
+    finally:
+        close = getattr(chunks, "aclose", None)
+        if close is not None:
+            await close()

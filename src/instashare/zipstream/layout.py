@@ -11,7 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterator,
+    Sequence,
+)
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -34,6 +41,8 @@ READ_AHEAD_MAX_BYTES = 256 * 1024
 
 ReadRange = Callable[[str, int, int], AsyncIterator[bytes]]
 """``read_range(source, offset, length)``: stream ``length`` bytes of object ``source``."""
+ReadBatch = Callable[[Sequence["StoredRange"]], Awaitable[Sequence[bytes]]]
+"""``read_batch(ranges)``: the bytes of several small ranges at once, in order."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,15 +137,18 @@ async def iter_layout(
     end: int | None = None,
     *,
     read_ahead: int = 0,
+    read_batch: ReadBatch | None = None,
 ) -> AsyncIterator[bytes]:
     """Yield bytes ``[start, end)`` of the archive described by ``layout``.
 
     Stored data is fetched with ``read_range(source, offset, length)`` for just the overlap with
     the requested range, so a resumed download reads only what it still needs. With
-    ``read_ahead`` > 0, up to that many upcoming ranges of at most ``READ_AHEAD_MAX_BYTES`` are
-    fetched concurrently while earlier bytes are being sent. Raises :class:`StoredDataError` if
-    ``read_range`` yields more or fewer bytes than asked for: serving a silently short body
-    would break the promised Content-Length.
+    ``read_ahead`` > 0, ranges of at most ``READ_AHEAD_MAX_BYTES`` are fetched ahead of their
+    turn, in batches of up to ``read_ahead`` (two batches at most at a time) while earlier bytes
+    are being sent: with ``read_batch`` when given (one call per batch), otherwise with
+    concurrent ``read_range`` calls. Raises :class:`StoredDataError` if a read yields more or
+    fewer bytes than asked for: serving a silently short body would break the promised
+    Content-Length.
     """
     stop = layout.size if end is None else end
     if not 0 <= start <= stop <= layout.size:
@@ -153,7 +165,8 @@ async def iter_layout(
                     async for chunk in chunks:
                         yield chunk
         return
-    async with contextlib.aclosing(_with_read_ahead(pieces, read_range, read_ahead)) as chunks:
+    ahead = _with_read_ahead(pieces, read_range, read_ahead, read_batch)
+    async with contextlib.aclosing(ahead) as chunks:
         async for chunk in chunks:
             yield chunk
 
@@ -200,50 +213,94 @@ async def _read_whole(read_range: ReadRange, piece: StoredRange) -> bytes:
         return b"".join([chunk async for chunk in chunks])
 
 
+class _Batch:
+    """Small ranges read together; ``task`` is set once the batch is complete and started."""
+
+    def __init__(self) -> None:
+        self.ranges: list[StoredRange] = []
+        self.task: asyncio.Task[Sequence[bytes]] | None = None
+
+
+async def _fetch(
+    ranges: Sequence[StoredRange], read_range: ReadRange, read_batch: ReadBatch | None
+) -> Sequence[bytes]:
+    if read_batch is None:
+        return await asyncio.gather(*[_read_whole(read_range, piece) for piece in ranges])
+    data = await read_batch(ranges)
+    for piece, got in zip(ranges, data, strict=True):
+        if len(got) != piece.length:
+            raise StoredDataError(f"read_batch returned {len(got)} of {piece.length} bytes")
+    return data
+
+
 async def _with_read_ahead(
-    pieces: Iterator[bytes | StoredRange], read_range: ReadRange, depth: int
+    pieces: Iterator[bytes | StoredRange],
+    read_range: ReadRange,
+    depth: int,
+    read_batch: ReadBatch | None,
 ) -> AsyncGenerator[bytes, None]:
-    # In order: literal bytes, small ranges being fetched, and at most one large range (last),
-    # which is streamed when its turn comes; nothing past it is looked at before then.
-    window: deque[bytes | StoredRange | asyncio.Task[bytes]] = deque()
-    fetching = 0
+    # In order: literal bytes, places in batches of small ranges, and at most one large range
+    # (last), streamed when its turn comes; nothing past it is looked at before then.
+    window: deque[bytes | StoredRange | tuple[_Batch, int]] = deque()
+    collecting: _Batch | None = None
+    started: list[_Batch] = []  # started and not yet fully sent, oldest first
     exhausted = False
 
+    def start(batch: _Batch) -> None:
+        nonlocal collecting
+        batch.task = asyncio.ensure_future(_fetch(batch.ranges, read_range, read_batch))
+        started.append(batch)
+        if batch is collecting:
+            collecting = None
+
     def fill() -> None:
-        nonlocal fetching, exhausted
-        while not exhausted and fetching < depth:
+        nonlocal collecting, exhausted
+        while not exhausted and len(started) < 2:
             if window and isinstance(window[-1], StoredRange):
-                return
+                break
             piece = next(pieces, None)
             if piece is None:
                 exhausted = True
             elif isinstance(piece, StoredRange) and piece.length <= READ_AHEAD_MAX_BYTES:
-                window.append(asyncio.ensure_future(_read_whole(read_range, piece)))
-                fetching += 1
+                if collecting is None:
+                    collecting = _Batch()
+                window.append((collecting, len(collecting.ranges)))
+                collecting.ranges.append(piece)
+                if len(collecting.ranges) >= depth:
+                    start(collecting)
             else:
+                if collecting is not None and isinstance(piece, StoredRange):
+                    start(collecting)
                 window.append(piece)
+        if exhausted and collecting is not None:
+            start(collecting)
 
     try:
         fill()
         while window:
             item = window.popleft()
-            if isinstance(item, asyncio.Task):
-                fetching -= 1
-                fill()
-                yield await item
+            if isinstance(item, bytes):
+                yield item
             elif isinstance(item, StoredRange):
-                fill()
                 async with contextlib.aclosing(_read_exactly(read_range, item)) as chunks:
                     async for chunk in chunks:
                         yield chunk
             else:
-                fill()
-                yield item
+                batch, index = item
+                if batch.task is None:
+                    start(batch)
+                assert batch.task is not None
+                data = await batch.task
+                if index == len(batch.ranges) - 1:
+                    started.remove(batch)
+                yield data[index]
+            fill()
     finally:
         # The consumer stopped early (a client went away): nobody wants the rest.
-        pending = [item for item in window if isinstance(item, asyncio.Task)]
-        for task in pending:
-            task.cancel()
-        for task in pending:
-            with contextlib.suppress(BaseException):
-                await task
+        for batch in started:
+            if batch.task is not None:
+                batch.task.cancel()
+        for batch in started:
+            if batch.task is not None:
+                with contextlib.suppress(BaseException):
+                    await batch.task
