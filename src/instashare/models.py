@@ -4,5 +4,19 @@ from instashare.accounts.models import User
 from instashare.db import Base, metadata
 from instashare.documents.models import Document, DocumentStatus
 from instashare.ratelimit import KeyValueEntry
+from instashare.shares.models import Share, ShareDocument, ShareDownload, ShareRecipient
+from instashare.throttle import ThrottleCounter
 
-__all__ = ["Base", "Document", "DocumentStatus", "KeyValueEntry", "User", "metadata"]
+__all__ = [
+    "Base",
+    "Document",
+    "DocumentStatus",
+    "KeyValueEntry",
+    "Share",
+    "ShareDocument",
+    "ShareDownload",
+    "ShareRecipient",
+    "ThrottleCounter",
+    "User",
+    "metadata",
+]
