@@ -27,6 +27,9 @@ from instashare.errors import (
 from instashare.health import health
 from instashare.logs import logging_config, request_logging_config
 from instashare.ratelimit import STORE_NAME, rate_limit_config, rate_limit_store
+from instashare.shares.controllers import ShareController, SharedWithMeController
+from instashare.shares.links import ShareKeys
+from instashare.shares.public import PublicShareController
 from instashare.storage import Storage
 from instashare.worker.queue import JobQueue
 from instashare.worker.runner import queue_lifespan
@@ -55,15 +58,28 @@ def create_app(settings: Settings | None = None) -> Litestar:
     def provide_access_tokens() -> AccessTokens:
         return access_tokens
 
+    share_keys = ShareKeys.from_settings(settings)
+
+    def provide_share_keys() -> ShareKeys:
+        return share_keys
+
     # Handed to handlers as typed parameters (``settings: Settings``), never read from state.
     dependencies: dict[str, Any] = {
         "settings": Provide(provide_settings, use_cache=True, sync_to_thread=False),
         "storage": Provide(provide_storage, use_cache=True, sync_to_thread=False),
         "access_tokens": Provide(provide_access_tokens, use_cache=True, sync_to_thread=False),
+        "share_keys": Provide(provide_share_keys, use_cache=True, sync_to_thread=False),
         "queue": Provide(provide_queue, sync_to_thread=False),
     }
     return Litestar(
-        route_handlers=[health, AuthController, DocumentController],
+        route_handlers=[
+            health,
+            AuthController,
+            DocumentController,
+            ShareController,
+            SharedWithMeController,
+            PublicShareController,
+        ],
         dependencies=dependencies,
         plugins=[
             SQLAlchemyPlugin(config=alchemy),
@@ -86,7 +102,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         openapi_config=OpenAPIConfig(
             title="InstaShare",
             version=__version__,
-            description="Upload files, follow their compression, download them as ZIP.",
+            description="Upload files, follow their compression, download them as ZIP, share them.",
             path="/schema",
             render_plugins=[SwaggerRenderPlugin(), ScalarRenderPlugin()],
         ),

@@ -16,7 +16,8 @@ from instashare.accounts.services import UserService
 from instashare.config import Settings
 
 LOGIN_PATH = "/api/auth/login"
-PUBLIC_PATHS = ["^/health$", "^/schema", "^/api/auth/register$", f"^{LOGIN_PATH}$"]
+# A share's link carries its own credential (the token in the path, and an unlock token).
+PUBLIC_PATHS = ["^/health$", "^/schema", "^/api/auth/register$", f"^{LOGIN_PATH}$", "^/s/"]
 
 
 def build_auth(
