@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     share_unlock_window_seconds: int = Field(default=900, ge=1)
     # How long a partial download may be resumed (and counted once complete).
     share_resume_window_hours: int = Field(default=24, ge=1)
+    # Expired shares are deleted this long after they expire (until then the owner may extend).
+    share_sweep_grace_days: int = Field(default=7, ge=0)
 
     log_level: str = "INFO"
     log_json: bool = False
