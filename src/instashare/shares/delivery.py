@@ -7,7 +7,7 @@ many (resumed with ``Range``, or fetched in parallel pieces); it is then counted
 A partial download that is never resumed stays a receipt that says ``completed: false``.
 
 Who "one client" is: a recipient's account, else the unlock token a password gave, else the
-client's network (/24 or /48) and user agent. Hashed: the table holds no token id or address.
+client's network (/24 or /48) and user agent, kept as a hash; a receipt keeps the network only.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from datetime import timedelta
 from typing import Any
 from uuid import UUID
 
+from anyio import CancelScope, move_on_after
 from litestar import Request
 from sqlalchemy import Boolean, false, func, literal, text, update
 from sqlalchemy.dialects.postgresql import insert
@@ -35,6 +36,7 @@ log = get_logger(__name__)
 MAX_USER_AGENT_LENGTH = 512
 # A long response records its progress this often, so a crash loses little of it.
 FLUSH_EVERY_SECONDS = 15.0
+RECORD_TIMEOUT_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -219,10 +221,16 @@ class DeliveryRecorder:
         sent = self.sent
         self.last_flush = time.monotonic()
         try:
-            await self.ledger.record(
-                self.download_id, self.start, self.start + sent, sent - self.recorded
-            )
+            # Shielded (and bounded): a disconnect cancelling the response must not leave it
+            # unknown whether this write happened, or the bytes would be counted twice.
+            with CancelScope(shield=True), move_on_after(RECORD_TIMEOUT_SECONDS) as scope:
+                await self.ledger.record(
+                    self.download_id, self.start, self.start + sent, sent - self.recorded
+                )
         except Exception:  # bookkeeping never breaks a download
             log.exception("could not record a download's progress", download=str(self.download_id))
+            return
+        if scope.cancelled_caught:
+            log.warning("recording a download's progress timed out", download=str(self.download_id))
             return
         self.recorded = sent

@@ -22,8 +22,8 @@ if TYPE_CHECKING:
     from litestar.enums import MediaType
     from litestar.types import Receive, Send, TypeEncodersMap
 
-# Recording the outcome of a response is bounded: a stuck database must not hold the task.
-_FINISH_TIMEOUT_SECONDS = 10
+# Closing the body (a storage stream) is bounded: a stuck store must not hold the task.
+_CLOSE_TIMEOUT_SECONDS = 10
 
 
 class _TrackedASGIStream(ASGIStreamingResponse):
@@ -51,11 +51,11 @@ class _TrackedASGIStream(ASGIStreamingResponse):
                 await self._listen_for_disconnect(task_group.cancel_scope, receive)
         finally:
             # Shielded: this runs when the client's disconnect cancelled the response, too.
-            with CancelScope(shield=True), move_on_after(_FINISH_TIMEOUT_SECONDS):
+            with CancelScope(shield=True), move_on_after(_CLOSE_TIMEOUT_SECONDS):
                 close = getattr(iterator, "aclose", None)
                 if close is not None:
                     await close()
-                await self.recorder.flush()
+            await self.recorder.flush()  # shielded and bounded itself
 
 
 class TrackedStream(Response[AsyncIterator[bytes]]):
