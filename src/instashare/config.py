@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -64,6 +65,18 @@ class Settings(BaseSettings):
     compress_heartbeat_seconds: int = Field(default=20, ge=4)
     compression_level: int = Field(default=3, ge=0, le=3)
 
+    # The base of share links (https://files.example.com); unset: each request's scheme and host.
+    public_url: str | None = None
+    share_max_expiry_days: int = Field(default=365, ge=1, le=36_500)
+    share_unlock_token_ttl_seconds: int = Field(default=3600, ge=60)
+    # Wrong share passwords accepted per share and window, whoever sends them.
+    share_unlock_max_attempts: int = Field(default=10, ge=1)
+    share_unlock_window_seconds: int = Field(default=900, ge=1)
+    # How long a partial download may be resumed (and counted once complete).
+    share_resume_window_hours: int = Field(default=24, ge=1)
+    # Expired shares are deleted this long after they expire (until then the owner may extend).
+    share_sweep_grace_days: int = Field(default=7, ge=0)
+
     log_level: str = "INFO"
     log_json: bool = False
 
@@ -78,6 +91,22 @@ class Settings(BaseSettings):
     def _default_storage(cls, value: str) -> str:
         # Resolved here, not at import time, so the default follows the working directory.
         return value or (Path.cwd() / "var" / "storage").resolve().as_uri()
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_base_url(cls, value: str | None) -> str | None:
+        if not value or not value.strip():
+            return None
+        parts = urlsplit(value.strip())
+        if (
+            parts.scheme not in ("http", "https")
+            or not parts.netloc
+            or parts.query
+            or parts.fragment
+        ):
+            msg = "PUBLIC_URL must be an http(s) URL without query or fragment, like https://files.example.com"
+            raise ValueError(msg)
+        return value.strip().rstrip("/")
 
     @model_validator(mode="after")
     def _refuse_weak_secret_in_production(self) -> Settings:

@@ -13,6 +13,7 @@ from litestar.exceptions import (
     InternalServerException,
     NotAuthorizedException,
     TooManyRequestsException,
+    ValidationException,
 )
 from litestar.exceptions.responses import create_exception_response
 from litestar.status_codes import (
@@ -117,6 +118,18 @@ def storage_unavailable_handler(
     )
 
 
+def undecodable_text_handler(
+    request: Request[Any, Any, Any], exc: UnicodeDecodeError
+) -> Response[object]:
+    """A body (or header) that is not the UTF-8 it has to be: the client's fault, not ours.
+
+    Litestar's JSON decoding lets msgspec's UnicodeDecodeError through unwrapped.
+    """
+    return create_exception_response(
+        request, ValidationException(detail=f"the request is not valid UTF-8: {exc.reason}")
+    )
+
+
 def repository_error_handler(
     request: Request[Any, Any, Any], exc: RepositoryError
 ) -> Response[object]:
@@ -148,4 +161,5 @@ DEPENDENCY_ERROR_HANDLERS: ExceptionHandlersMap = {
     RepositoryError: repository_error_handler,
     sa_exc.DBAPIError: database_error_handler,
     OSError: os_error_handler,
+    UnicodeDecodeError: undecodable_text_handler,
 }

@@ -22,19 +22,22 @@ class KeyValueEntry(StoreModelMixin):
     __tablename__ = "key_value_store"
 
 
+def client_host(request: Request[Any, Any, Any], *, trust_forwarded_headers: bool) -> str:
+    """The client's address as this service can know it (``unknown`` when it cannot)."""
+    if trust_forwarded_headers:
+        forwarded = request.headers.get("x-forwarded-for", "")
+        # The right-most entry is the one our own proxy appended; the rest is client-supplied.
+        hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
+        if hops:
+            return hops[-1]
+    return request.client.host if request.client else "unknown"
+
+
 def client_address(settings: Settings) -> Callable[[Request[Any, Any, Any]], str]:
     def identify(request: Request[Any, Any, Any]) -> str:
         # Each limited route has its own budget per client address.
-        return f"{address(request)}::{request.url.path}"
-
-    def address(request: Request[Any, Any, Any]) -> str:
-        if settings.trust_forwarded_headers:
-            forwarded = request.headers.get("x-forwarded-for", "")
-            # The right-most entry is the one our own proxy appended; the rest is client-supplied.
-            hops = [hop.strip() for hop in forwarded.split(",") if hop.strip()]
-            if hops:
-                return hops[-1]
-        return request.client.host if request.client else "unknown"
+        host = client_host(request, trust_forwarded_headers=settings.trust_forwarded_headers)
+        return f"{host}::{request.url.path}"
 
     return identify
 

@@ -142,7 +142,7 @@ async def test_register_rejects_bad_input(
 
 @pytest.mark.parametrize(
     "content",
-    [b"{not json", b"[]", b"null", b'"string"', b"\xff\xfe\x00"],
+    [b"{not json", b"[]", b"null", b'"string"', b"\xff\xfe\x00", b'{"email": "\xff@x.org"}'],
 )
 async def test_malformed_bodies_are_400(client: httpx.AsyncClient, content: bytes) -> None:
     for path in ("/api/auth/register", "/api/auth/login"):

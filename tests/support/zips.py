@@ -75,7 +75,8 @@ class Store:
         self.piece = piece
         self.calls: list[tuple[int, int]] = []
 
-    async def read_range(self, offset: int, length: int) -> AsyncIterator[bytes]:
+    async def read_range(self, source: str, offset: int, length: int) -> AsyncIterator[bytes]:
+        assert source == ""  # a single-object layout names no object
         self.calls.append((offset, length))
         assert 0 <= offset
         assert offset + length <= len(self.blob)

@@ -115,14 +115,14 @@ async def test_iter_layout_detects_wrong_length_reads() -> None:
     info, sink = await compress(text_data(100_000))
     layout = build_layout(info, "a", modified=WHEN)
 
-    async def short(offset: int, length: int) -> AsyncIterator[bytes]:
+    async def short(_: str, offset: int, length: int) -> AsyncIterator[bytes]:
         yield sink.data[offset : offset + length - 1]
 
-    async def long(offset: int, length: int) -> AsyncIterator[bytes]:
+    async def long(_: str, offset: int, length: int) -> AsyncIterator[bytes]:
         yield sink.data[offset : offset + length]
         yield b"!"
 
-    async def with_empty_pieces(offset: int, length: int) -> AsyncIterator[bytes]:
+    async def with_empty_pieces(_: str, offset: int, length: int) -> AsyncIterator[bytes]:
         yield b""
         yield sink.data[offset : offset + length]
         yield b""

@@ -87,13 +87,13 @@ async def test_write_zip_small_file_is_a_single_write() -> None:
 async def test_write_zip_compresses_off_the_event_loop(monkeypatch: pytest.MonkeyPatch) -> None:
     loop_thread = threading.get_ident()
     compress_threads: list[int] = []
-    real_compress_chunk = zipstream._compress_chunk
+    real_compress_chunk = zipstream.writer._compress_chunk
 
     def recording(*args):
         compress_threads.append(threading.get_ident())
         return real_compress_chunk(*args)
 
-    monkeypatch.setattr(zipstream, "_compress_chunk", recording)
+    monkeypatch.setattr(zipstream.writer, "_compress_chunk", recording)
     sink = Sink()
     await write_zip(aiter_list([b"", b"a" * 1000, b"", b"b" * 2000]), "x", sink, modified=WHEN)
     assert len(compress_threads) == 2  # one per non-empty chunk; empty chunks are skipped

@@ -38,7 +38,7 @@ async def test_zip64_paths_with_lowered_limit(
 ) -> None:
     # Pretend 32-bit fields top out at 1000: every size and the central directory offset of
     # these ~100 KiB archives then need ZIP64, exercising those branches for real.
-    monkeypatch.setattr(zipstream, "ZIP64_LIMIT", 1000)
+    monkeypatch.setattr(zipstream.records, "ZIP64_LIMIT", 1000)
     data = text_data(300_000) + random_data(50_000)
     info, sink = await compress(data, chunk_size=64 * 1024)
 

@@ -25,7 +25,8 @@ from instashare.accounts.schemas import AccessToken
 from instashare.config import Settings
 
 LOGIN_PATH = "/api/auth/login"
-PUBLIC_PATHS = ["^/health$", "^/schema", "^/api/auth/register$", f"^{LOGIN_PATH}$"]
+# A share's link carries its own credential (the token in the path, and an unlock token).
+PUBLIC_PATHS = ["^/health$", "^/schema", "^/api/auth/register$", f"^{LOGIN_PATH}$", "^/s/"]
 BEARER = "bearer"
 TOKEN_VERSION_CLAIM = "ver"  # noqa: S105 - a claim name, not a secret
 

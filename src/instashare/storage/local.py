@@ -12,7 +12,7 @@ import asyncio
 import os
 import re
 import time
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Final
@@ -80,6 +80,9 @@ class LocalStorage(Storage):
             raise
         return partial.size
 
+    async def _read_ranges(self, ranges: Sequence[tuple[str, int, int]]) -> list[bytes]:
+        return await asyncio.to_thread(_read_file_ranges, self._root, ranges)
+
     def _names_no_object(self, key: str) -> bool:
         """Whether ``key`` would name an upload's partial file, which is no object.
 
@@ -141,6 +144,19 @@ def _object_path(root: Path, key: str) -> Path:
         msg = f"invalid storage key {key!r}"
         raise ValueError(msg)
     return root.joinpath(*segments)
+
+
+def _read_file_ranges(root: Path, ranges: Sequence[tuple[str, int, int]]) -> list[bytes]:
+    # Runs in a worker thread: plain pread()s, far cheaper than one obstore call per range.
+    found: list[bytes] = []
+    for key, start, length in ranges:
+        with translate_errors(key):
+            descriptor = os.open(_object_path(root, key), os.O_RDONLY)
+            try:
+                found.append(os.pread(descriptor, length, start))
+            finally:
+                os.close(descriptor)
+    return found
 
 
 def _require_writable_dir(root: Path) -> None:

@@ -20,13 +20,14 @@ from instashare.config import Settings
 from instashare.db import create_engine, session_maker
 from instashare.documents import jobs as document_jobs
 from instashare.logs import configure_logging, get_logger
+from instashare.shares import jobs as share_jobs
 from instashare.storage import Storage
 from instashare.uploads import jobs as upload_jobs
 from instashare.worker.queue import QUEUE_NAME, JobContext, JobQueue, JobSet, make_queue
 
 log = get_logger(__name__)
 # Every domain that has background work lists its jobs here.
-JOB_SETS: tuple[JobSet, ...] = (document_jobs.JOBS, upload_jobs.JOBS)
+JOB_SETS: tuple[JobSet, ...] = (document_jobs.JOBS, upload_jobs.JOBS, share_jobs.JOBS)
 SWEEP_EVERY_SECONDS = 10
 SWEEP_TIMERS = cast("PartialTimersDict", {"sweep": SWEEP_EVERY_SECONDS})
 STOP_POLL_SECONDS = 0.05

@@ -1,0 +1,1 @@
+"""Shares: secret links (expiry, password, download limits, receipts) and sharing with people."""
